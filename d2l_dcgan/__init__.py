@@ -1,0 +1,32 @@
+"""d2l_dcgan: the DCGAN chapter of Dive into Deep Learning as an MXNet Gluon package."""
+__version__ = '0.1.0'
+
+try:
+    import mxnet  # noqa: F401
+except ImportError as e:  # mxnet and mxnet-cu112 both provide `mxnet`, so it is an extra
+    raise ImportError(
+        'd2l_dcgan needs MXNet 1.9.1: pip install "d2l_dcgan[cpu]" (mxnet==1.9.1) '
+        'or "d2l_dcgan[cu112]" (mxnet-cu112==1.9.1, CUDA 11.2+ and cuDNN 8) '
+        f'[{e}]') from e
+
+from mxnet import npx
+
+# The chapter's code runs in MXNet's NumPy mode, like every d2l MXNet section.
+npx.set_np()
+
+from .errors import DCGANError  # noqa: E402
+from .model import G_block, D_block, generator, discriminator  # noqa: E402
+from .data import (load_pokemon, load_image_folder, read_images,  # noqa: E402
+                   download, download_extract)
+from .sprites import make_sprites  # noqa: E402
+from .train import update_D, update_G, train, init_nets  # noqa: E402
+from .plot import (GANAnimator, show_images, plot_leaky_relu,  # noqa: E402
+                   sample_grid, save_image_grid)
+
+__all__ = [
+    'DCGANError', 'G_block', 'D_block', 'generator', 'discriminator',
+    'load_pokemon', 'load_image_folder', 'read_images', 'download', 'download_extract',
+    'make_sprites', 'update_D', 'update_G', 'train', 'init_nets',
+    'GANAnimator', 'show_images', 'plot_leaky_relu', 'sample_grid',
+    'save_image_grid',
+]

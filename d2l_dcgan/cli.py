@@ -1,0 +1,271 @@
+"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py) and `generate`."""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+from .errors import DCGANError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a positive {kind.__name__}, got {text!r}')
+        if not value > 0 or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f'must be positive, got {text!r}')
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
+    return value
+
+
+def parse_device(spec):
+    """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen)."""
+    import mxnet as mx
+    kind, _, index = spec.strip().lower().partition(':')
+    if kind not in ('auto', 'cpu', 'gpu') or (index and not index.isdigit()) or (
+            kind == 'auto' and index):
+        raise DCGANError(f'--device must be auto, cpu, cpu:N, gpu or gpu:N, got {spec!r}')
+    index = int(index or 0)
+    num_gpus = mx.context.num_gpus()
+    if kind == 'auto':
+        if num_gpus:
+            return mx.gpu(0), f'{num_gpus} GPU(s) visible to MXNet'
+        return mx.cpu(), 'no GPU visible to MXNet'
+    if kind == 'cpu':
+        return mx.cpu(index), 'asked for'
+    if index >= num_gpus:
+        raise DCGANError(
+            f'--device {spec}: MXNet sees {num_gpus} GPU(s) (a CPU build of MXNet sees none; '
+            f'install d2l_dcgan[cu112] on a CUDA machine), use --device cpu instead')
+    return mx.gpu(index), 'asked for'
+
+
+def seed_everything(seed):
+    import mxnet as mx
+    import numpy as onp
+    random.seed(seed)
+    onp.random.seed(seed)  # Gluon's DataLoader shuffles with NumPy's global generator
+    mx.random.seed(seed, ctx='all')
+
+
+def prepare_out_dir(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DCGANError(f'--out-dir {path} is a file, not a directory')
+    try:
+        os.makedirs(os.path.join(path, 'samples'), exist_ok=True)
+    except OSError as e:
+        raise DCGANError(f'cannot create --out-dir {path}: {e.strerror or e}') from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DCGANError(f'--out-dir {path} is not writable')
+    return path
+
+
+def write_json(path, obj):
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_params(net, path):
+    tmp = f'{path}.tmp-{os.getpid()}'
+    net.save_parameters(tmp)
+    os.replace(tmp, path)
+
+
+def train_parser(prog=None):
+    p = _Parser(prog=prog, description=(
+        'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
+        'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
+        'metrics.json into --out-dir.'),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = p.add_argument_group('data')
+    data.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
+                      help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
+                           'draw a deterministic offline stand-in set')
+    data.add_argument('--data-dir', help='train on this ImageFolder root instead '
+                      '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
+    data.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+                      help='where pokemon.zip is downloaded and extracted, and sprites drawn')
+    data.add_argument('--num-sprites', type=_positive(int), default=1024,
+                      help='images in the sprites dataset')
+    data.add_argument('--num-workers', type=int, default=0,
+                      help='DataLoader worker processes (images are decoded once into memory)')
+    model = p.add_argument_group('model and training (the chapter\'s defaults)')
+    model.add_argument('--num-epochs', type=_positive(int), default=20)
+    model.add_argument('--batch-size', type=_positive(int), default=256)
+    model.add_argument('--lr', type=_positive(float), default=0.005)
+    model.add_argument('--latent-dim', type=_positive(int), default=100)
+    model.add_argument('--n-G', dest='n_G', type=_positive(int), default=64,
+                       help='generator width (channels of its last G_block)')
+    model.add_argument('--n-D', dest='n_D', type=_positive(int), default=64,
+                       help='discriminator width (channels of its first D_block)')
+    model.add_argument('--alpha', type=_non_negative_float, default=0.2,
+                       help='LeakyReLU slope in D; 0 is plain ReLU (exercise 1)')
+    model.add_argument('--no-hybridize', dest='hybridize', action='store_false',
+                       help='run the nets imperatively (slower; for debugging)')
+    run = p.add_argument_group('run')
+    run.add_argument('--seed', type=int, default=None,
+                     help='random seed (default: a fresh one, recorded in metrics.json)')
+    run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'))
+    run.add_argument('--num-samples', type=_positive(int), default=64,
+                     help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
+    run.add_argument('--no-progress', dest='progress', action='store_false',
+                     help='no per-epoch progress bar')
+    return p
+
+
+def load_data(args):
+    from .data import load_image_folder, load_pokemon
+    from .sprites import make_sprites
+    opts = dict(batch_size=args.batch_size, num_workers=args.num_workers)
+    if args.data_dir:
+        return args.data_dir, load_image_folder(args.data_dir, **opts)
+    if args.dataset == 'sprites':
+        root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
+                            num_images=args.num_sprites)
+        return root, load_image_folder(root, **opts)
+    from .data import download_extract
+    root = download_extract('pokemon', args.cache_dir)
+    return root, load_pokemon(data_dir=root, **opts)
+
+
+def run_train(args):
+    import matplotlib
+    matplotlib.use('Agg')  # headless: the figures go to files
+    from mxnet import np
+    from .model import discriminator, generator
+    from .plot import GANAnimator, save_image_grid
+    from .train import train
+
+    device, why = parse_device(args.device)
+    print(f'device: {device} ({why})')
+    out = prepare_out_dir(args.out_dir)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    seed_everything(seed)
+    data_dir, data_iter = load_data(args)
+    num_images = len(data_iter._dataset)
+    print(f'data: {num_images} images from {data_dir}')
+
+    net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
+    fixed_Z = np.random.normal(0, 1, size=(args.num_samples, args.latent_dim, 1, 1), ctx=device)
+    metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
+               'data_dir': os.path.abspath(data_dir), 'num_images': num_images,
+               'epochs': []}
+    animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'))
+
+    def on_epoch_end(record, net_D, net_G):
+        save_params(net_G, os.path.join(out, 'net_G.params'))
+        save_params(net_D, os.path.join(out, 'net_D.params'))
+        save_image_grid(net_G(fixed_Z), os.path.join(
+            out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
+        metrics['epochs'].append(record)
+        write_json(os.path.join(out, 'metrics.json'), metrics)
+
+    start = time.time()
+    train(net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, device,
+          hybridize=args.hybridize, fixed_Z=fixed_Z[:21], animator=animator,
+          on_epoch_end=on_epoch_end, progress=args.progress)
+    print(f'{args.num_epochs} epochs in {time.time() - start:.1f} s; '
+          f'wrote {out}/dcgan.png, samples/, net_G.params, net_D.params, metrics.json')
+
+
+def generate_parser(prog=None):
+    p = _Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--params', required=True, help='a net_G.params written by training')
+    p.add_argument('--num', type=_positive(int), default=64, help='images to generate')
+    p.add_argument('--ncols', type=_positive(int), default=8, help='images per row')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    p.add_argument('--out', default='generated.png', help='PNG file to write')
+    return p
+
+
+def load_generator(path, device):
+    """Rebuild the generator a .params file was saved from (sizes read off its weights)."""
+    import mxnet as mx
+    from mxnet.base import MXNetError
+    from .model import generator
+    if not os.path.isfile(path):
+        raise DCGANError(f'--params {path} does not exist')
+    try:
+        shapes = {k: v.shape for k, v in mx.nd.load(path).items()}
+        latent_dim, n_G8 = shapes['0.conv2d_trans.weight'][:2]
+        out_channels = shapes['4.weight'][1]
+        net_G = generator(n_G8 // 8, out_channels)
+        net_G.load_parameters(path, ctx=device)
+    except (MXNetError, KeyError, AssertionError, ValueError, AttributeError) as e:
+        raise DCGANError(f'--params {path} is not a generator saved by d2l_dcgan '
+                         f'({type(e).__name__})') from e
+    return net_G, latent_dim
+
+
+def run_generate(args):
+    import matplotlib
+    matplotlib.use('Agg')
+    from mxnet import np
+    from .plot import save_image_grid
+    device, _ = parse_device(args.device)
+    net_G, latent_dim = load_generator(args.params, device)
+    seed_everything(args.seed)
+    Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device)
+    out_parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_parent):
+        raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
+    save_image_grid(net_G(Z), args.out, ncols=args.ncols)
+    print(f'wrote {args.num} images to {args.out}')
+
+
+def _run(fn, args):
+    try:
+        fn(args)
+    except DCGANError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+    return 0
+
+
+def train_main(argv=None, prog=None):
+    return _run(run_train, train_parser(prog).parse_args(argv))
+
+
+def generate_main(argv=None, prog=None):
+    return _run(run_generate, generate_parser(prog).parse_args(argv))
+
+
+COMMANDS = {'train': train_main, 'generate': generate_main}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print('usage: python -m d2l_dcgan {train,generate} [--help] ...', file=sys.stderr)
+        return 0 if argv and argv[0] in ('-h', '--help') else 2
+    return COMMANDS[argv[0]](argv[1:], prog=f'python -m d2l_dcgan {argv[0]}')

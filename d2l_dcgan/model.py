@@ -1,0 +1,56 @@
+"""The chapter's generator and discriminator, as hybridizable Gluon blocks."""
+from mxnet.gluon import nn
+
+
+class G_block(nn.HybridBlock):
+    """Conv2DTranspose (no bias) -> BatchNorm -> ReLU: doubles the spatial size by default."""
+
+    def __init__(self, channels, kernel_size=4, strides=2, padding=1, **kwargs):
+        super(G_block, self).__init__(**kwargs)
+        self.conv2d_trans = nn.Conv2DTranspose(
+            channels, kernel_size, strides, padding, use_bias=False)
+        self.batch_norm = nn.BatchNorm()
+        self.activation = nn.Activation('relu')
+
+    def hybrid_forward(self, F, X):
+        return self.activation(self.batch_norm(self.conv2d_trans(X)))
+
+
+class D_block(nn.HybridBlock):
+    """Conv2D (no bias) -> BatchNorm -> LeakyReLU(alpha): halves the spatial size by default."""
+
+    def __init__(self, channels, kernel_size=4, strides=2, padding=1,
+                 alpha=0.2, **kwargs):
+        super(D_block, self).__init__(**kwargs)
+        self.conv2d = nn.Conv2D(
+            channels, kernel_size, strides, padding, use_bias=False)
+        self.batch_norm = nn.BatchNorm()
+        # alpha=0 is exercise 1's plain ReLU
+        self.activation = nn.LeakyReLU(alpha)
+
+    def hybrid_forward(self, F, X):
+        return self.activation(self.batch_norm(self.conv2d(X)))
+
+
+def generator(n_G=64, out_channels=3):
+    """Latent (N, latent_dim, 1, 1) -> images (N, out_channels, 64, 64) in [-1, 1]."""
+    net_G = nn.HybridSequential()
+    net_G.add(G_block(n_G*8, strides=1, padding=0),  # Output: (64 * 8, 4, 4)
+              G_block(n_G*4),  # Output: (64 * 4, 8, 8)
+              G_block(n_G*2),  # Output: (64 * 2, 16, 16)
+              G_block(n_G),    # Output: (64, 32, 32)
+              nn.Conv2DTranspose(
+                  out_channels, kernel_size=4, strides=2, padding=1,
+                  use_bias=False, activation='tanh'))  # Output: (3, 64, 64)
+    return net_G
+
+
+def discriminator(n_D=64, alpha=0.2):
+    """Images (N, C, 64, 64) -> one real/fake logit per image, shape (N, 1, 1, 1)."""
+    net_D = nn.HybridSequential()
+    net_D.add(D_block(n_D, alpha=alpha),    # Output: (64, 32, 32)
+              D_block(n_D*2, alpha=alpha),  # Output: (64 * 2, 16, 16)
+              D_block(n_D*4, alpha=alpha),  # Output: (64 * 4, 8, 8)
+              D_block(n_D*8, alpha=alpha),  # Output: (64 * 8, 4, 4)
+              nn.Conv2D(1, kernel_size=4, use_bias=False))  # Output: (1, 1, 1)
+    return net_D
