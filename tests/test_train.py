@@ -1,0 +1,138 @@
+"""The training step equals d2l's, training moves samples toward the data, seeds reproduce."""
+import re
+
+import mxnet as mx
+import numpy as onp
+import pytest
+from d2l import mxnet as d2l
+from mxnet import autograd, gluon, np
+
+import d2l_dcgan
+from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
+                       read_images, train, update_D, update_G)
+from d2l_dcgan.cli import seed_everything
+from d2l_dcgan.data import to_tensor
+from twins import twins
+
+
+def _adam(net, lr=0.005):
+    return gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr, 'beta1': 0.5})
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_update_D_and_update_G_equal_d2l(hybridize):
+    mx.random.seed(0)
+    X = np.random.normal(size=(8, 3, 64, 64))
+    Z = np.random.normal(size=(8, 20, 1, 1))
+    ours_D, ref_D = twins(lambda: discriminator(8), X)
+    ours_G, ref_G = twins(lambda: generator(8), Z)
+    if hybridize:
+        ours_D.hybridize(static_alloc=True, static_shape=True)
+        ours_G.hybridize(static_alloc=True, static_shape=True)
+    loss = gluon.loss.SigmoidBCELoss()
+    trainers = [_adam(net) for net in (ours_D, ours_G, ref_D, ref_G)]
+    for step in range(3):
+        X = np.random.normal(size=(8, 3, 64, 64))
+        Z = np.random.normal(size=(8, 20, 1, 1))
+        ours = (update_D(X, Z, ours_D, ours_G, loss, trainers[0]),
+                update_G(Z, ours_D, ours_G, loss, trainers[1]))
+        ref = (d2l.update_D(X, Z, ref_D, ref_G, loss, trainers[2]),
+               d2l.update_G(Z, ref_D, ref_G, loss, trainers[3]))
+        assert isinstance(ref[0], float)
+        onp.testing.assert_allclose([float(v) for v in ours], ref, rtol=1e-5)
+    for ours_net, ref_net in ((ours_D, ref_D), (ours_G, ref_G)):
+        for po, pr in zip(ours_net.collect_params().values(), ref_net.collect_params().values()):
+            onp.testing.assert_allclose(po.data().asnumpy(), pr.data().asnumpy(),
+                                        rtol=1e-4, atol=1e-6)
+
+
+def test_update_returns_stay_on_the_device():
+    X = np.random.normal(size=(4, 3, 64, 64))
+    Z = np.random.normal(size=(4, 10, 1, 1))
+    net_D, net_G = discriminator(4), generator(4)
+    d2l_dcgan.init_nets(net_D, net_G, mx.cpu())
+    loss = gluon.loss.SigmoidBCELoss()
+    out = update_D(X, Z, net_D, net_G, loss, _adam(net_D))
+    assert isinstance(out, np.ndarray) and out.size == 1 and out.ctx == mx.cpu()
+
+
+@pytest.fixture(scope='module')
+def sprites(tmp_path_factory):
+    return make_sprites(str(tmp_path_factory.mktemp('data') / 'sprites'), num_images=256)
+
+
+class _Quiet:
+    def add(self, *args):
+        pass
+
+
+def _run(root, seed, num_epochs, hybridize=True, on_epoch_end=None, verbose=False):
+    seed_everything(seed)
+    data_iter = load_image_folder(root, batch_size=32)
+    net_D, net_G = discriminator(16), generator(16)
+    history = train(net_D, net_G, data_iter, num_epochs, 0.005, 100, mx.cpu(),
+                    hybridize=hybridize, animator=_Quiet(), on_epoch_end=on_epoch_end,
+                    verbose=verbose)
+    return history, net_D, net_G
+
+
+def test_training_moves_samples_toward_the_data(sprites):
+    """The sprites are mostly white; an untrained G paints grey. The mean image must approach."""
+    images, _, _ = read_images(sprites)
+    real_mean = to_tensor(images).asnumpy().mean(0)
+    Z = np.random.normal(0, 1, size=(64, 100, 1, 1))
+    distances = []
+
+    def distance_to_data(record, net_D, net_G):
+        fake_mean = net_G(Z).asnumpy().mean(0)
+        distances.append(float(onp.sqrt(((fake_mean - real_mean) ** 2).mean())))
+
+    history, _, _ = _run(sprites, 0, 5, on_epoch_end=distance_to_data)
+    untrained = generator(16)
+    d2l_dcgan.init_nets(discriminator(16), untrained, mx.cpu())
+    start = float(onp.sqrt(((untrained(Z).asnumpy().mean(0) - real_mean) ** 2).mean()))
+    assert start > 0.8
+    assert distances[-1] < 0.8 * start, (start, distances)
+    assert [r['epoch'] for r in history] == [1, 2, 3, 4, 5]
+    assert all(onp.isfinite([r['loss_D'], r['loss_G'], r['examples_per_sec']]).all()
+               for r in history)
+    # the discriminator learns something: well below log(2) on average after the first epoch
+    assert min(r['loss_D'] for r in history[1:]) < 0.6
+
+
+def test_same_seed_same_losses_and_weights(sprites):
+    runs = [_run(sprites, 7, 2) for _ in range(2)]
+    other = _run(sprites, 8, 2)
+    assert runs[0][0] and [(r['loss_D'], r['loss_G']) for r in runs[0][0]] == \
+        [(r['loss_D'], r['loss_G']) for r in runs[1][0]]
+    for pa, pb in zip(runs[0][2].collect_params().values(), runs[1][2].collect_params().values()):
+        assert (pa.data().asnumpy() == pb.data().asnumpy()).all()
+    assert runs[0][0][-1]['loss_D'] != other[0][-1]['loss_D']
+
+
+def test_hybridized_training_matches_imperative(sprites):
+    fast, _, _ = _run(sprites, 3, 1)
+    slow, _, _ = _run(sprites, 3, 1, hybridize=False)
+    onp.testing.assert_allclose([fast[0]['loss_D'], fast[0]['loss_G']],
+                                [slow[0]['loss_D'], slow[0]['loss_G']], rtol=1e-3)
+
+
+def test_train_prints_the_books_line(sprites, capsys):
+    _run(sprites, 0, 1, verbose=True)
+    out = capsys.readouterr().out
+    assert re.search(r'^loss_D \d+\.\d{3}, loss_G \d+\.\d{3}, \d+\.\d examples/sec on cpu\(0\)$',
+                     out, re.M), out
+
+
+@pytest.mark.parametrize('kwargs', [dict(num_epochs=0), dict(num_epochs=1.5), dict(lr=0),
+                                    dict(lr=float('nan')), dict(latent_dim=-1)])
+def test_train_rejects_bad_settings(kwargs):
+    args = dict(num_epochs=1, lr=0.005, latent_dim=100)
+    args.update(kwargs)
+    with pytest.raises(DCGANError, match=next(iter(kwargs))):
+        train(discriminator(4), generator(4), [], device=mx.cpu(), **args)
+
+
+def test_train_rejects_an_empty_data_iterator():
+    with pytest.raises(DCGANError, match='no batches'):
+        train(discriminator(4), generator(4), [], 1, 0.005, 10, mx.cpu(), animator=_Quiet())
