@@ -1,5 +1,8 @@
 """The training step equals d2l's, training moves samples toward the data, seeds reproduce."""
+import os
 import re
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as onp
@@ -136,3 +139,77 @@ def test_train_rejects_bad_settings(kwargs):
 def test_train_rejects_an_empty_data_iterator():
     with pytest.raises(DCGANError, match='no batches'):
         train(discriminator(4), generator(4), [], 1, 0.005, 10, mx.cpu(), animator=_Quiet())
+
+
+def _shard_run(devices, hybridize, steps=3):
+    """`steps` updates of small nets with each batch split in two shards placed on `devices`."""
+    mx.random.seed(0)
+    batches = [(np.random.normal(size=(8, 3, 64, 64)), np.random.normal(size=(8, 20, 1, 1)))
+               for _ in range(steps)]
+    X0, Z0 = batches[0]
+    ref_D, net_D = twins(lambda: discriminator(8), X0)
+    ref_G, net_G = twins(lambda: generator(8), Z0)
+    ctxs = sorted(set(devices), key=str)
+    for net in (net_D, net_G):
+        net.collect_params().reset_ctx(ctxs)
+        if hybridize:
+            net.hybridize(static_alloc=True, static_shape=True)
+    loss = gluon.loss.SigmoidBCELoss()
+    trainer_D, trainer_G = _adam(net_D), _adam(net_G)
+    losses = []
+    for X, Z in batches:
+        Xs = [X[:4].as_in_ctx(devices[0]), X[4:].as_in_ctx(devices[1])]
+        Zs = [Z[:4].as_in_ctx(devices[0]), Z[4:].as_in_ctx(devices[1])]
+        losses.append((float(update_D(Xs, Zs, net_D, net_G, loss, trainer_D)),
+                       float(update_G(Zs, net_D, net_G, loss, trainer_G))))
+    return losses, net_D, net_G
+
+
+def compare_one_and_two_devices():
+    # Over several steps Adam amplifies the summation order of the gradients (across devices by
+    # the kvstore, within one device by autograd) a little; one step agrees to float precision.
+    one_losses, _, _ = _shard_run([mx.cpu(0), mx.cpu(0)], hybridize=True)
+    two_losses, _, _ = _shard_run([mx.cpu(0), mx.cpu(1)], hybridize=True)
+    onp.testing.assert_allclose(two_losses[0], one_losses[0], rtol=1e-6)
+    onp.testing.assert_allclose(two_losses, one_losses, rtol=2e-3)
+    one = _shard_run([mx.cpu(0), mx.cpu(0)], hybridize=True, steps=1)
+    two = _shard_run([mx.cpu(0), mx.cpu(1)], hybridize=True, steps=1)
+    for net1, net2 in zip(one[1:], two[1:]):
+        for p1, p2 in zip(net1.collect_params().values(), net2.collect_params().values()):
+            if p2.grad_req == 'null':  # BatchNorm's running statistics: each device has its own
+                continue
+            onp.testing.assert_allclose(p2.data(mx.cpu(1)).asnumpy(), p1.data().asnumpy(),
+                                        rtol=1e-5, atol=1e-5)
+            # the replicas stay identical after a step
+            assert (p2.data(mx.cpu(0)).asnumpy() == p2.data(mx.cpu(1)).asnumpy()).all()
+
+
+def test_two_devices_compute_what_two_shards_on_one_device_do():
+    """Data parallelism on cpu(0) and cpu(1) (the code path of two GPUs) changes no number.
+
+    The reference puts both shards on one device, which MXNet 1.9.1's MKLDNN kernels crash on
+    (a segfault in backward), so both sides run in a child process with MKLDNN off."""
+    env = dict(os.environ, MXNET_MKLDNN_ENABLED='0')
+    here = os.path.dirname(os.path.abspath(__file__))
+    child = subprocess.run(
+        [sys.executable, '-c', 'import test_train; test_train.compare_one_and_two_devices()'],
+        cwd=here, env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+
+
+def test_train_on_two_devices(sprites, capsys):
+    seed_everything(0)
+    data_iter = load_image_folder(sprites, batch_size=33)  # uneven split, a last batch of 25
+    net_D, net_G = discriminator(8), generator(8)
+    history = train(net_D, net_G, data_iter, 1, 0.005, 100, devices=[mx.cpu(0), mx.cpu(1)],
+                    animator=_Quiet())
+    assert onp.isfinite([history[0]['loss_D'], history[0]['loss_G']]).all()
+    assert 'examples/sec on cpu(0), cpu(1)' in capsys.readouterr().out
+    for p in net_G.collect_params().values():
+        if p.grad_req != 'null':  # BatchNorm's running statistics are per device
+            assert (p.data(mx.cpu(0)).asnumpy() == p.data(mx.cpu(1)).asnumpy()).all()
+
+
+def test_train_rejects_repeated_devices():
+    with pytest.raises(DCGANError, match='distinct'):
+        train(discriminator(4), generator(4), [], 1, 0.005, 10, devices=[mx.cpu(0), mx.cpu(0)])
