@@ -1,0 +1,156 @@
+"""Checkpoints that survive crashes: atomic, checksummed, the last K kept; and a run lock.
+
+A checkpoint is a folder `ckpt-e0003-s000480/` holding both nets' parameters, both trainers'
+optimizer states, the fixed sample noise and `state.json` (epoch, step, history, seed, lr),
+with `MANIFEST.json` (SHA-256 of each file) written last. It is assembled under a temporary name
+and renamed into place, so a crash mid-write leaves the previous checkpoint as the newest one."""
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+
+import numpy as onp
+
+from .errors import DCGANError
+
+NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
+FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
+         'fixed_Z.npy', 'state.json')
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def list_checkpoints(ckpt_dir):
+    """Checkpoint folders in `ckpt_dir`, newest (highest epoch, then step) first."""
+    if not os.path.isdir(ckpt_dir):
+        return []
+    found = []
+    for name in os.listdir(ckpt_dir):
+        m = NAME.match(name)
+        if m:
+            found.append(((int(m.group(1)), int(m.group(2))), os.path.join(ckpt_dir, name)))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state, keep=3):
+    """Write one checkpoint atomically and keep only the newest `keep`; return its path."""
+    name = f'ckpt-e{state["epoch"]:04d}-s{state["step"]:06d}'
+    final = os.path.join(ckpt_dir, name)
+    tmp = os.path.join(ckpt_dir, f'.tmp-{name}-{os.getpid()}')
+    try:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        net_G.save_parameters(os.path.join(tmp, 'net_G.params'))
+        net_D.save_parameters(os.path.join(tmp, 'net_D.params'))
+        trainer_G.save_states(os.path.join(tmp, 'trainer_G.states'))
+        trainer_D.save_states(os.path.join(tmp, 'trainer_D.states'))
+        onp.save(os.path.join(tmp, 'fixed_Z.npy'), fixed_Z.asnumpy())
+        with open(os.path.join(tmp, 'state.json'), 'w') as f:
+            json.dump(state, f)
+        manifest = {}
+        for fname in FILES:
+            path = os.path.join(tmp, fname)
+            _fsync_path(path)
+            manifest[fname] = _sha256(path)
+        with open(os.path.join(tmp, 'MANIFEST.json'), 'w') as f:
+            json.dump(manifest, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_path(tmp)
+        if os.path.exists(final):  # the same step saved again (e.g. on interrupt right after)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_path(ckpt_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = list_checkpoints(ckpt_dir)
+        why = 'the disk is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise DCGANError(f'could not write checkpoint {final}: {why}; the last good one, '
+                         f'{kept[0] if kept else "none"}, is kept') from e
+    for old in list_checkpoints(ckpt_dir)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def verify_checkpoint(path):
+    """The checkpoint's state dict if every file is present and matches its checksum, else
+    a DCGANError saying what is wrong."""
+    manifest_path = os.path.join(path, 'MANIFEST.json')
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        for fname in FILES:
+            if _sha256(os.path.join(path, fname)) != manifest[fname]:
+                raise DCGANError(f'checkpoint {path} is corrupt: {fname} fails its checksum')
+        with open(os.path.join(path, 'state.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DCGANError(f'checkpoint {path} is incomplete or corrupt '
+                         f'({type(e).__name__}: {e})') from e
+
+
+def newest_valid_checkpoint(ckpt_dir, report=print):
+    """(path, state) of the newest checkpoint that verifies, reporting each one skipped."""
+    for path in list_checkpoints(ckpt_dir):
+        try:
+            return path, verify_checkpoint(path)
+        except DCGANError as e:
+            report(f'{e}; trying the previous one')
+    return None, None
+
+
+def load_checkpoint(path, net_D, net_G, trainer_D, trainer_G, devices):
+    """Restore nets and trainers in place; return the fixed sample noise as a NumPy array."""
+    net_G.load_parameters(os.path.join(path, 'net_G.params'), ctx=devices)
+    net_D.load_parameters(os.path.join(path, 'net_D.params'), ctx=devices)
+    trainer_G.load_states(os.path.join(path, 'trainer_G.states'))
+    trainer_D.load_states(os.path.join(path, 'trainer_D.states'))
+    return onp.load(os.path.join(path, 'fixed_Z.npy'))
+
+
+class RunLock:
+    """An exclusive lock on an output folder, so two runs never interleave their files.
+
+    flock is released by the kernel when the process dies, so a crash leaves no stale lock."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(out_dir, '.lock')
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(self.fd, 64).decode(errors='replace').strip() or '?'
+            os.close(self.fd)
+            self.fd = None
+            raise DCGANError(f'another run (pid {owner}) is writing to '
+                             f'{os.path.dirname(self.path)}; wait for it or use another --out-dir')
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
