@@ -300,9 +300,10 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
                 rolled_back = diverged(f'the end of epoch {epoch}', loss_D, loss_G)
             if rolled_back:
                 rollbacks += 1
+                lowered = lr / 2
                 path, state = ckpt.newest_valid_checkpoint(checkpoint_dir)
-                restore(path, state)
-                lr = lr / 2
+                restore(path, state)  # which also restores the checkpoint's lr
+                lr = lowered
                 for trainer in (trainer_D, trainer_G):
                     trainer.set_learning_rate(lr)
                 continue
