@@ -15,6 +15,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)', but not for flags or options without a default."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _positive(kind):
     def parse(text):
         try:
@@ -35,6 +44,16 @@ def _non_negative_float(text):
         raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+    if not 0 <= value < 2**32:  # NumPy's global generator takes no other seeds
+        raise argparse.ArgumentTypeError(f'must be in 0..2**32-1, got {text!r}')
     return value
 
 
@@ -80,6 +99,16 @@ def prepare_out_dir(path):
     return path
 
 
+def prepare_cache_dir(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DCGANError(f'--cache-dir {path} is a file, not a directory')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise DCGANError(f'cannot create --cache-dir {path}: {e.strerror or e}') from e
+    return path
+
+
 def write_json(path, obj):
     tmp = f'{path}.tmp-{os.getpid()}'
     with open(tmp, 'w') as f:
@@ -100,7 +129,7 @@ def train_parser(prog=None):
         'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
         'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
         'metrics.json into --out-dir.'),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     data = p.add_argument_group('data')
     data.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
                       help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
@@ -114,10 +143,15 @@ def train_parser(prog=None):
     data.add_argument('--num-workers', type=int, default=0,
                       help='DataLoader worker processes (images are decoded once into memory)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
-    model.add_argument('--num-epochs', type=_positive(int), default=20)
-    model.add_argument('--batch-size', type=_positive(int), default=256)
-    model.add_argument('--lr', type=_positive(float), default=0.005)
-    model.add_argument('--latent-dim', type=_positive(int), default=100)
+    # argparse shows a default only next to a help text, so every option has one
+    model.add_argument('--num-epochs', type=_positive(int), default=20,
+                       help='passes over the data')
+    model.add_argument('--batch-size', type=_positive(int), default=256,
+                       help='images per step')
+    model.add_argument('--lr', type=_positive(float), default=0.005,
+                       help='Adam\'s learning rate, both nets')
+    model.add_argument('--latent-dim', type=_positive(int), default=100,
+                       help='length of the noise vectors Z')
     model.add_argument('--n-G', dest='n_G', type=_positive(int), default=64,
                        help='generator width (channels of its last G_block)')
     model.add_argument('--n-D', dest='n_D', type=_positive(int), default=64,
@@ -127,10 +161,11 @@ def train_parser(prog=None):
     model.add_argument('--no-hybridize', dest='hybridize', action='store_false',
                        help='run the nets imperatively (slower; for debugging)')
     run = p.add_argument_group('run')
-    run.add_argument('--seed', type=int, default=None,
+    run.add_argument('--seed', type=_seed, default=None,
                      help='random seed (default: a fresh one, recorded in metrics.json)')
     run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
-    run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'))
+    run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'),
+                     help='where the figures, parameters and metrics.json go')
     run.add_argument('--num-samples', type=_positive(int), default=64,
                      help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
     run.add_argument('--no-progress', dest='progress', action='store_false',
@@ -144,6 +179,7 @@ def load_data(args):
     opts = dict(batch_size=args.batch_size, num_workers=args.num_workers)
     if args.data_dir:
         return args.data_dir, load_image_folder(args.data_dir, **opts)
+    prepare_cache_dir(args.cache_dir)
     if args.dataset == 'sprites':
         root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
                             num_images=args.num_sprites)
@@ -195,11 +231,11 @@ def run_train(args):
 
 def generate_parser(prog=None):
     p = _Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                formatter_class=_HelpFormatter)
     p.add_argument('--params', required=True, help='a net_G.params written by training')
     p.add_argument('--num', type=_positive(int), default=64, help='images to generate')
     p.add_argument('--ncols', type=_positive(int), default=8, help='images per row')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=_seed, default=0, help='random seed of the noise')
     p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     p.add_argument('--out', default='generated.png', help='PNG file to write')
     return p
@@ -236,6 +272,8 @@ def run_generate(args):
     out_parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_parent):
         raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
+    if os.path.isdir(args.out):
+        raise DCGANError(f'--out {args.out} is a folder; give the PNG file to write')
     save_image_grid(net_G(Z), args.out, ncols=args.ncols)
     print(f'wrote {args.num} images to {args.out}')
 

@@ -60,6 +60,8 @@ def download(name, cache_dir=DEFAULT_CACHE_DIR, timeout=60):
             TimeoutError, ValueError) as e:
         _remove(partial)
         reason = getattr(e, 'reason', e)
+        if isinstance(e, urllib.error.HTTPError):  # urlopen raises these before `status` is seen
+            reason = f'HTTP {e.code} {e.reason}'
         raise DCGANError(
             f'could not download {url} ({reason}); without network access, put '
             f'{os.path.basename(fname)} (SHA-1 {sha1_hash}) into {cache_dir} by hand, '

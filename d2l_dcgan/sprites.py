@@ -76,11 +76,20 @@ def make_sprites(root, num_images=512, seed=0, size=64):
     marker = os.path.normpath(root) + '.json'  # beside root: ImageFolderDataset warns of files in it
     if os.path.isdir(root) and os.path.exists(marker):
         with open(marker) as f:
-            if json.load(f) == settings:
-                return root
+            try:
+                if json.load(f) == settings:
+                    return root
+            except ValueError:  # a marker cut short: draw the set again
+                pass
+    if os.path.exists(marker):  # a rewrite cut short must not pass for the old set
+        os.remove(marker)
     rng = onp.random.default_rng(seed)
     for kind in KINDS:
-        os.makedirs(os.path.join(root, kind), exist_ok=True)
+        folder = os.path.join(root, kind)
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):  # sprites of earlier settings, e.g. a larger set
+            if name.endswith('.png') and name[:-4].isdigit():
+                os.remove(os.path.join(folder, name))
     for i in range(num_images):
         kind = KINDS[i % len(KINDS)]
         draw_sprite(rng, kind, size).save(os.path.join(root, kind, f'{i:05d}.png'))

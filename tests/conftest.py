@@ -1,0 +1,26 @@
+"""Shared fixtures of tests/test_data.py and tests/test_cli.py: small image folders on disk."""
+import numpy as onp
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope='session')
+def sprites_root(tmp_path_factory):
+    """32 procedurally drawn sprites (8 per kind), made once per test session."""
+    from d2l_dcgan import make_sprites
+    return make_sprites(str(tmp_path_factory.mktemp('sprites') / 'sprites-32'), num_images=32)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """An ImageFolder root `tmp_path/images` with 2 classes of 3 random 96x120 RGB PNGs each.
+
+    Not 64x64, so the chapter's Resize(64) has work to do."""
+    root = tmp_path / 'images'
+    rng = onp.random.default_rng(0)
+    for cls in ('a', 'b'):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, size=(96, 120, 3), dtype=onp.uint8)
+            Image.fromarray(pixels).save(root / cls / f'{i}.png')
+    return root
