@@ -8,6 +8,7 @@ import sys
 import time
 
 from .errors import DCGANError
+from .fileio import atomic_write
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +44,16 @@ def _non_negative_float(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
     if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+    if value < 0:
         raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
     return value
 
@@ -110,18 +121,14 @@ def prepare_cache_dir(path):
 
 
 def write_json(path, obj):
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=2)
+    atomic_write(path, write)
 
 
 def save_params(net, path):
-    tmp = f'{path}.tmp-{os.getpid()}'
-    net.save_parameters(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, net.save_parameters)
 
 
 def train_parser(prog=None):
@@ -170,63 +177,171 @@ def train_parser(prog=None):
                      help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
     run.add_argument('--no-progress', dest='progress', action='store_false',
                      help='no per-epoch progress bar')
+    run.add_argument('--devices', help='data parallel over several devices, e.g. gpu:0,gpu:1 '
+                     '(each batch is split across them); overrides --device')
+    run.add_argument('--swd-samples', type=_non_negative_int, default=128,
+                     help='generated and real images whose sliced Wasserstein distance is '
+                          'measured after every epoch (0: off)')
+    safe = p.add_argument_group('checkpoints and recovery')
+    safe.add_argument('--resume', metavar='OUT_DIR',
+                      help='continue the run in OUT_DIR from its newest valid checkpoint, with '
+                           'its settings, up to --num-epochs in all')
+    safe.add_argument('--checkpoint-every', type=_non_negative_int, default=0,
+                      help='also checkpoint every N steps (0: at the end of each epoch only)')
+    safe.add_argument('--keep-checkpoints', type=_positive(int), default=3,
+                      help='how many of the newest checkpoints to keep')
+    safe.add_argument('--on-divergence', choices=('stop', 'rollback'), default='stop',
+                      help='when a loss turns NaN/inf or exceeds --max-loss: stop, or reload '
+                           'the last checkpoint with half the learning rate (at most 3 times)')
+    safe.add_argument('--max-loss', type=_positive(float), default=100.0,
+                      help='a mean loss above this counts as divergence (logits beyond ~this)')
     return p
 
 
+# what --resume takes from the run it continues; the other flags may change on resume
+RUN_SETTINGS = ('dataset', 'data_dir', 'cache_dir', 'num_sprites', 'batch_size', 'lr',
+                'latent_dim', 'n_G', 'n_D', 'alpha', 'seed', 'num_samples', 'swd_samples',
+                'hybridize')
+
+
+def explicit_flags(parser, argv):
+    """The dests of the options spelled out in argv (argparse cannot tell them from defaults)."""
+    given = set()
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if any(a == opt or a.startswith(opt + '=') for a in argv):
+                given.add(action.dest)
+    return given
+
+
+def resume_settings(args, given):
+    """args of a --resume: the saved run's settings, with the flags given now on top."""
+    run_dir = args.resume
+    metrics_path = os.path.join(run_dir, 'metrics.json')
+    if not os.path.isdir(run_dir):
+        raise DCGANError(f'--resume {run_dir}: no such folder')
+    try:
+        with open(metrics_path) as f:
+            saved = json.load(f)['settings']
+    except (OSError, ValueError, KeyError) as e:
+        raise DCGANError(f'--resume {run_dir}: no readable metrics.json, so not a run folder '
+                         f'of this program ({type(e).__name__})') from e
+    for key in RUN_SETTINGS:
+        if key in given and getattr(args, key) != saved.get(key):
+            raise DCGANError(f'--resume continues {run_dir} with its own settings: '
+                             f'--{key.replace("_", "-")} is {saved.get(key)!r} there')
+    merged = {**vars(args), **{k: saved[k] for k in RUN_SETTINGS if k in saved}}
+    merged.update(out_dir=run_dir, resume=run_dir)
+    return argparse.Namespace(**merged)
+
+
 def load_data(args):
-    from .data import load_image_folder, load_pokemon
+    """(ImageFolder root, uint8 images, DataLoader) of the chosen dataset."""
+    from .data import array_loader, download_extract, read_images
     from .sprites import make_sprites
-    opts = dict(batch_size=args.batch_size, num_workers=args.num_workers)
     if args.data_dir:
-        return args.data_dir, load_image_folder(args.data_dir, **opts)
-    prepare_cache_dir(args.cache_dir)
-    if args.dataset == 'sprites':
-        root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
-                            num_images=args.num_sprites)
-        return root, load_image_folder(root, **opts)
-    from .data import download_extract
-    root = download_extract('pokemon', args.cache_dir)
-    return root, load_pokemon(data_dir=root, **opts)
+        root = args.data_dir
+    else:
+        prepare_cache_dir(args.cache_dir)
+        if args.dataset == 'sprites':
+            root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
+                                num_images=args.num_sprites)
+        else:
+            root = download_extract('pokemon', args.cache_dir)
+    images, labels, _ = read_images(root)
+    return root, images, array_loader(images, labels, args.batch_size,
+                                      num_workers=args.num_workers)
+
+
+def swd_metric(images, num, latent_dim, seed, device):
+    """epoch_metrics for train(): SWD between `num` generated and `num` real images."""
+    import numpy as onp
+    from mxnet import np
+    from .metrics import sliced_wasserstein
+    from .train import _stream_seed
+    rng = onp.random.default_rng(_stream_seed(seed, 0, 4))
+    real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
+    Z = np.array(rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32'), ctx=device)
+
+    def measure(net_G):
+        levels, mean = sliced_wasserstein(real, net_G(Z).asnumpy(), seed=seed)
+        return {'swd': mean, 'swd_levels': levels}
+    return measure
+
+
+def resume_hint(args):
+    return f'resume with: python examples/train_pokemon.py --resume {args.out_dir}'
 
 
 def run_train(args):
     import matplotlib
     matplotlib.use('Agg')  # headless: the figures go to files
+    import numpy as onp
     from mxnet import np
+    from .checkpoint import RunLock, list_checkpoints
     from .model import discriminator, generator
     from .plot import GANAnimator, save_image_grid
-    from .train import train
+    from .train import _stream_seed, train
 
-    device, why = parse_device(args.device)
-    print(f'device: {device} ({why})')
+    if args.devices:
+        devices = [parse_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
+        device, why = devices[0], 'asked for'
+        print(f'devices: {", ".join(map(str, devices))} (data parallel)')
+    else:
+        device, why = parse_device(args.device)
+        devices = [device]
+        print(f'device: {device} ({why})')
     out = prepare_out_dir(args.out_dir)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    seed_everything(seed)
-    data_dir, data_iter = load_data(args)
-    num_images = len(data_iter._dataset)
-    print(f'data: {num_images} images from {data_dir}')
+    ckpt_dir = os.path.join(out, 'checkpoints')
+    with RunLock(out):
+        if args.resume and not list_checkpoints(ckpt_dir):
+            print(f'no checkpoint in {ckpt_dir}: starting from the beginning')
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        seed_everything(seed)
+        data_dir, images, data_iter = load_data(args)
+        print(f'data: {len(images)} images from {data_dir}')
 
-    net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
-    fixed_Z = np.random.normal(0, 1, size=(args.num_samples, args.latent_dim, 1, 1), ctx=device)
-    metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
-               'data_dir': os.path.abspath(data_dir), 'num_images': num_images,
-               'epochs': []}
-    animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'))
+        net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
+        # the same noise on resume: drawn from the seed
+        fixed_Z = np.array(onp.random.default_rng(_stream_seed(seed, 0, 2)).standard_normal(
+            (args.num_samples, args.latent_dim, 1, 1), dtype='float32'), ctx=device)
+        metrics_path = os.path.join(out, 'metrics.json')
+        metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
+                   'devices': [str(d) for d in devices],
+                   'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
+                   'epochs': []}
+        if args.resume and os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                metrics['epochs'] = json.load(f).get('epochs', [])
+        write_json(metrics_path, metrics)
+        animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
+                               swd=args.swd_samples > 0)
 
-    def on_epoch_end(record, net_D, net_G):
-        save_params(net_G, os.path.join(out, 'net_G.params'))
-        save_params(net_D, os.path.join(out, 'net_D.params'))
-        save_image_grid(net_G(fixed_Z), os.path.join(
-            out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
-        metrics['epochs'].append(record)
-        write_json(os.path.join(out, 'metrics.json'), metrics)
+        def on_epoch_end(record, net_D, net_G):
+            save_params(net_G, os.path.join(out, 'net_G.params'))
+            save_params(net_D, os.path.join(out, 'net_D.params'))
+            save_image_grid(net_G(fixed_Z), os.path.join(
+                out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
+            # an epoch run again after a rollback or resume replaces its earlier record
+            metrics['epochs'] = [r for r in metrics['epochs'] if r['epoch'] < record['epoch']]
+            metrics['epochs'].append(record)
+            write_json(metrics_path, metrics)
 
-    start = time.time()
-    train(net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, device,
-          hybridize=args.hybridize, fixed_Z=fixed_Z[:21], animator=animator,
-          on_epoch_end=on_epoch_end, progress=args.progress)
-    print(f'{args.num_epochs} epochs in {time.time() - start:.1f} s; '
-          f'wrote {out}/dcgan.png, samples/, net_G.params, net_D.params, metrics.json')
+        start = time.time()
+        history = train(
+            net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, device,
+            devices=devices if len(devices) > 1 else None, hybridize=args.hybridize,
+            seed=seed, fixed_Z=fixed_Z, animator=animator, on_epoch_end=on_epoch_end,
+            progress=args.progress, checkpoint_dir=ckpt_dir,
+            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+            resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
+            epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed, device)
+                           if args.swd_samples else None))
+        if history and history[-1].get('swd') is not None:
+            print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
+    print(f'{len(history)} epochs done ({time.time() - start:.1f} s this run); '
+          f'wrote {out}/dcgan.png, samples/, net_G.params, net_D.params, metrics.json, '
+          f'checkpoints/')
 
 
 def generate_parser(prog=None):
@@ -279,19 +394,33 @@ def run_generate(args):
 
 
 def _run(fn, args):
+    from .train import TrainingInterrupted
     try:
         fn(args)
+    except TrainingInterrupted as e:
+        print(f'{e}; {resume_hint(args)}', file=sys.stderr)
+        return 128 + e.signum
     except DCGANError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
+        hint = f'; {resume_hint(args)}' if getattr(args, 'out_dir', None) else ''
+        print(f'interrupted{hint}', file=sys.stderr)
         return 130
     return 0
 
 
 def train_main(argv=None, prog=None):
-    return _run(run_train, train_parser(prog).parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = train_parser(prog)
+    args = parser.parse_args(argv)
+    if args.resume:
+        try:
+            args = resume_settings(args, explicit_flags(parser, argv))
+        except DCGANError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 2
+    return _run(run_train, args)
 
 
 def generate_main(argv=None, prog=None):

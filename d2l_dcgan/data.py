@@ -201,6 +201,12 @@ def load_image_folder(data_dir, batch_size=256, size=64, shuffle=True, num_worke
         if not isinstance(value, int) or value <= 0:
             raise DCGANError(f'{name} must be a positive integer, got {value!r}')
     images, labels, _ = read_images(data_dir, size)
+    return array_loader(images, labels, batch_size, shuffle, num_workers, last_batch)
+
+
+def array_loader(images, labels, batch_size=256, shuffle=True, num_workers=0,
+                 last_batch='keep'):
+    """A DataLoader of (X, y) over uint8 (N, H, W, C) images, X float32 NCHW in [-1, 1]."""
     dataset = gluon.data.ArrayDataset(images, labels)
     return gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                  num_workers=num_workers, last_batch=last_batch,

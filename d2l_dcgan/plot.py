@@ -6,6 +6,8 @@ from d2l import mxnet as d2l
 from mxnet import np
 from mxnet.gluon import nn
 
+from .fileio import atomic_write
+
 
 def in_notebook():
     try:
@@ -18,9 +20,8 @@ def in_notebook():
 
 def save_figure(fig, path, **kwargs):
     """Write a figure atomically: readers of `path` never see half a PNG."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or 'png', **kwargs)
-    os.replace(tmp, path)
+    fmt = os.path.splitext(path)[1][1:] or 'png'
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
 
 
 def to_image_grid(X, nrows, ncols):
@@ -44,44 +45,57 @@ def save_image_grid(X, path, nrows=None, ncols=8):
     import matplotlib.pyplot as plt
     nrows = nrows or -(-len(X) // ncols)
     grid = to_image_grid(X, nrows, ncols)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    plt.imsave(tmp, grid, format='png', cmap='gray' if grid.ndim == 2 else None)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: plt.imsave(tmp, grid, format='png',
+                                              cmap='gray' if grid.ndim == 2 else None))
 
 
 class GANAnimator:
-    """The chapter's two-row figure: loss_D and loss_G per epoch above, generated images below.
+    """The chapter's figure: loss_D and loss_G per epoch above, generated images below, and with
+    `swd=True` a third panel of the sliced Wasserstein distance to the data per epoch.
 
     Like d2l.Animator it redraws live in Jupyter; elsewhere d2l.Animator would print figure reprs,
     so this one writes the figure to `path` (if given) after every epoch instead."""
 
-    def __init__(self, num_epochs, path=None, figsize=(5, 5)):
+    def __init__(self, num_epochs, path=None, swd=False, figsize=None):
         import matplotlib.pyplot as plt
         self.path, self.live = path, in_notebook()
         if self.live:
             d2l.use_svg_display()
         self.num_epochs = num_epochs
-        self.fig, self.axes = plt.subplots(2, 1, figsize=figsize)
+        nrows = 3 if swd else 2
+        self.fig, self.axes = plt.subplots(nrows, 1, figsize=figsize or (5, 2.5 * nrows))
         self.fig.subplots_adjust(hspace=0.3)
-        self.epochs, self.losses_D, self.losses_G = [], [], []
+        self.epochs, self.losses_D, self.losses_G, self.swd = [], [], [], []
 
-    def add(self, epoch, loss_D, loss_G, grid=None):
+    def _curve_axes(self, ax, ylabel):
+        ax.set_xlabel('epoch')
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(1, max(self.num_epochs, 2))
+        ax.grid()
+
+    def add(self, epoch, loss_D, loss_G, grid=None, swd=None):
         self.epochs.append(epoch)
         self.losses_D.append(loss_D)
         self.losses_G.append(loss_G)
+        self.swd.append(swd)
         ax = self.axes[0]
         ax.cla()
         ax.plot(self.epochs, self.losses_D, '-', label='discriminator')
         ax.plot(self.epochs, self.losses_G, 'm--', label='generator')
-        ax.set_xlabel('epoch')
-        ax.set_ylabel('loss')
-        ax.set_xlim(1, max(self.num_epochs, 2))
+        self._curve_axes(ax, 'loss')
         ax.legend()
-        ax.grid()
         if grid is not None:
             self.axes[1].cla()
             self.axes[1].imshow(grid, cmap='gray' if grid.ndim == 2 else None)
             self.axes[1].axis('off')
+        if len(self.axes) > 2:
+            ax = self.axes[2]
+            ax.cla()
+            points = [(e, v) for e, v in zip(self.epochs, self.swd) if v is not None]
+            if points:
+                ax.plot(*zip(*points), 'g-o', markersize=3, label='SWD x 1e3 (lower is closer)')
+                ax.legend()
+            self._curve_axes(ax, 'SWD to data')
         if self.live:
             from IPython import display
             display.display(self.fig)

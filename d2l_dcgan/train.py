@@ -129,7 +129,7 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
           devices=None, hybridize=True, seed=None, fixed_Z=None, animator=None,
           on_epoch_end=None, progress=False, verbose=True, checkpoint_dir=None,
           checkpoint_every=0, keep_checkpoints=3, resume=False, max_loss=100.0,
-          on_divergence='stop', check_every=10):
+          on_divergence='stop', check_every=10, epoch_metrics=None):
     """Train the chapter's DCGAN and return its history, one dict per epoch.
 
     `device` defaults to d2l.try_gpu(). With `devices=[...]` each batch is split across them
@@ -141,7 +141,8 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
     exactly what an uninterrupted one does. `seed=None` draws one from NumPy's global generator.
     `fixed_Z` is the noise of the sample grid (the first 21 vectors are shown; drawn from the seed
     if not given); `animator` defaults to a GANAnimator (live in Jupyter);
-    `on_epoch_end(record, net_D, net_G)` runs after each epoch (the CLI saves files there).
+    `on_epoch_end(record, net_D, net_G)` runs after each epoch (the CLI saves files there);
+    `epoch_metrics(net_G)` may return more numbers for the epoch's record (e.g. {'swd': ...}).
 
     With `checkpoint_dir`, a checkpoint is written atomically after every epoch and every
     `checkpoint_every` steps (the newest `keep_checkpoints` are kept), and on SIGINT/SIGTERM after
@@ -209,7 +210,7 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
             seed = state['seed']
             restore(ckpt_path, state)
             for r in history:
-                animator.add(r['epoch'], r['loss_D'], r['loss_G'])
+                animator.add(r['epoch'], r['loss_D'], r['loss_G'], swd=r.get('swd'))
             if verbose:
                 print(f'resuming from {ckpt_path}: epoch {epoch}, step {done_steps + 1}')
 
@@ -308,9 +309,12 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
                     trainer.set_learning_rate(lr)
                 continue
             speed = num_examples / (elapsed + time.perf_counter() - start)
-            animator.add(epoch, loss_D, loss_G, sample_grid(net_G, fixed_Z[:21]))
             record = {'epoch': epoch, 'loss_D': loss_D, 'loss_G': loss_G,
                       'examples_per_sec': speed}
+            if epoch_metrics is not None:
+                record.update(epoch_metrics(net_G))
+            animator.add(epoch, loss_D, loss_G, sample_grid(net_G, fixed_Z[:21]),
+                         swd=record.get('swd'))
             history.append(record)
             save(epoch, step, None)
             if on_epoch_end is not None:

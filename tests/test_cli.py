@@ -91,9 +91,11 @@ def test_train_on_sprites_end_to_end(trained):
                                                                           8, 8)
     assert [e['epoch'] for e in m['epochs']] == [1, 2]
     for e in m['epochs']:
-        assert set(e) == {'epoch', 'loss_D', 'loss_G', 'examples_per_sec'}
-        for key in ('loss_D', 'loss_G', 'examples_per_sec'):
+        assert set(e) == {'epoch', 'loss_D', 'loss_G', 'examples_per_sec', 'swd', 'swd_levels'}
+        for key in ('loss_D', 'loss_G', 'examples_per_sec', 'swd'):
             assert isinstance(e[key], float) and math.isfinite(e[key]) and e[key] > 0, (key, e)
+        assert len(e['swd_levels']) == 3  # 64, 32, 16
+    assert sorted(os.listdir(out / 'checkpoints')) == ['ckpt-e0001-s000002', 'ckpt-e0002-s000002']
 
     last = m['epochs'][-1]
     assert FINAL_LINE.search(r.stdout), r.stdout

@@ -65,7 +65,7 @@ def sprites(tmp_path_factory):
 
 
 class _Quiet:
-    def add(self, *args):
+    def add(self, *args, **kwargs):
         pass
 
 
