@@ -1,0 +1,191 @@
+"""A 30-second self-check of d2l_dcgan on a GPU machine (after `pip install -e ".[cu112]"`).
+
+    python examples/gpu_check.py                   # the device --device auto would take
+    python examples/gpu_check.py --device gpu:1 --steps 50
+    python examples/gpu_check.py --device cpu --steps 3
+
+Prints MXNet's version and build features, where each CUDA 11 library came from, the GPUs the
+driver shows with their compute capability and whether this MXNet build can run on them, then
+runs a forward/backward pass of the chapter's full-size nets and times a few training steps on
+the chosen device. The last line is the verdict, one of:
+
+    VERDICT: OK - gpu(0) NVIDIA A100-SXM4-40GB sm_80, 2345.6 examples/sec
+    VERDICT: CPU ONLY - <why not a GPU>; cpu(0) 45.6 examples/sec
+    VERDICT: FAIL - <what went wrong>
+
+Exit status 0 for OK and CPU ONLY, 1 for FAIL.
+"""
+import argparse
+import importlib.util
+import math
+import os
+import platform
+import sys
+import time
+
+ENV_KEYS = ('MXNET_CUDNN_AUTOTUNE_DEFAULT', 'MXNET_CUDNN_LIB_CHECKING', 'CUDA_VISIBLE_DEVICES',
+            'LD_LIBRARY_PATH')
+
+
+def verdict(kind, text):
+    print(f'VERDICT: {kind} - {text}')
+    return 0 if kind in ('OK', 'CPU ONLY') else 1
+
+
+def first_line(error):
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    # MXNet's errors start with a stack trace: the message is the last meaningful line
+    for line in lines:
+        if 'Check failed' in line or 'no kernel image' in line or 'error' in line.lower():
+            return f'{type(error).__name__}: {line.strip()}'
+    return f'{type(error).__name__}: {lines[-1].strip() if lines else error!r}'
+
+
+def standalone_gpu_module():
+    """d2l_dcgan/gpu.py loaded on its own (it imports nothing of the package at module level),
+    to explain an `import d2l_dcgan` that failed."""
+    spec = importlib.util.find_spec('d2l_dcgan')
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, 'gpu.py')
+        if os.path.isfile(path):
+            module_spec = importlib.util.spec_from_file_location('d2l_dcgan_gpu_check', path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            return module
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    p.add_argument('--steps', type=int, default=20, help='timed training steps (D and G)')
+    p.add_argument('--warmup', type=int, default=3, help='untimed steps first')
+    p.add_argument('--batch-size', type=int, default=64, help='images per step')
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1:
+        p.error('--steps and --batch-size must be positive, --warmup non-negative')
+    start = time.perf_counter()
+    print(f'Python {platform.python_version()} on {platform.platform()}')
+
+    # 1. the package, which (d2l_dcgan/__init__.py) preloads the CUDA libraries, then MXNet
+    try:
+        import d2l_dcgan
+        from d2l_dcgan import gpu
+    except ImportError as e:
+        print(f'import d2l_dcgan failed: {e}')
+        fallback = standalone_gpu_module()
+        if fallback is not None:
+            report = fallback.preload_cuda_libraries()
+            print(report.summary())
+            if report.hint():
+                return verdict('FAIL', f'cannot import MXNet: {report.hint()}')
+        return verdict('FAIL', f'cannot import d2l_dcgan: {e}')
+    import mxnet as mx
+    from mxnet import autograd, gluon, np
+    wired = gpu.last_preload_report() is not None
+    report = gpu.preload_cuda_libraries()
+    if not wired and not report.noop:
+        print('note: d2l_dcgan did not preload the CUDA libraries before importing MXNet '
+              '(d2l_dcgan/__init__.py should call gpu.preload_cuda_libraries() first)')
+    build = gpu.mxnet_build()
+    features = mx.runtime.Features()
+    enabled = {k: features.is_enabled(k) for k in ('CUDA', 'CUDNN', 'NCCL', 'CUDA_RTC')}
+    print(f'MXNet {mx.__version__} ({gpu.build_label(build)}) from {os.path.dirname(mx.__file__)}')
+    print('  features: ' + ', '.join(f'{k}={"yes" if v else "no"}' for k, v in enabled.items()))
+    print(report.summary())
+    print('  environment: ' + ', '.join(f'{k}={os.environ.get(k, "(unset)")}' for k in ENV_KEYS))
+
+    # 2. the GPUs and whether this build can run on them
+    archs = gpu.built_archs(build=build)
+    ptx = gpu.built_ptx() if archs else ()
+    if enabled['CUDA']:
+        source = 'read off libmxnet.so' if gpu.read_fatbin_archs(
+            gpu.mxnet_library_path() or '') else 'known list'
+        print(f'Kernels built for: {", ".join(f"sm_{a}" for a in archs) or "unknown"}'
+              f'{"; PTX " + ", ".join(f"compute_{a}" for a in ptx) if ptx else "; no PTX"}'
+              f' ({source})')
+    gpus = gpu.list_gpus()
+    try:
+        num_gpus = mx.context.num_gpus() if enabled['CUDA'] else 0
+    except mx.base.MXNetError as e:
+        num_gpus = 0
+        print(f'MXNet cannot count the GPUs: {first_line(e)}')
+    print(f'GPUs: the driver shows {len(gpus)}, MXNet sees {num_gpus}')
+    for g in gpus:
+        runs = gpu.can_run(g.capability, archs, ptx) if archs or ptx else None
+        can = {True: 'can run this build', False: 'CANNOT run this build',
+               None: 'not checked'}[runs if enabled['CUDA'] else None]
+        print(f'  gpu({g.index}): {g.name}, sm_{g.capability[0]}{g.capability[1]}: {can}')
+
+    # 3. the device
+    try:
+        ctx, why = gpu.select_device(args.device)
+    except d2l_dcgan.DCGANError as e:
+        return verdict('FAIL', str(e))
+    print(f'device: {ctx} ({why})')
+    label = str(ctx)
+    if ctx.device_type == 'gpu':
+        info = gpu.gpu_capability(ctx.device_id)
+        if info:
+            label += f' {info.name} sm_{info.capability[0]}{info.capability[1]}'
+
+    # 4. forward and backward of the chapter's full-size nets, then timed training steps
+    try:
+        net_G, net_D = d2l_dcgan.generator(), d2l_dcgan.discriminator()
+        d2l_dcgan.init_nets(net_D, net_G, ctx)
+        net_G.hybridize(static_alloc=True, static_shape=True)
+        net_D.hybridize(static_alloc=True, static_shape=True)
+        mx.random.seed(0, ctx='all')
+        n, latent = args.batch_size, 100
+        Z = np.random.normal(0, 1, size=(n, latent, 1, 1), ctx=ctx)
+        X = np.random.uniform(-1, 1, size=(n, 3, 64, 64), ctx=ctx)
+        t = time.perf_counter()
+        with autograd.record():
+            fake = net_G(Z)
+            score = net_D(fake)
+        score.backward()
+        grad = sum(float(np.abs(p.grad(ctx)).sum()) for p in net_G.collect_params().values()
+                   if p.grad_req != 'null')
+        if fake.shape != (n, 3, 64, 64) or score.shape != (n, 1, 1, 1):
+            return verdict('FAIL', f'wrong shapes: G {fake.shape}, D {score.shape}')
+        if not math.isfinite(grad) or grad == 0:
+            return verdict('FAIL', f'generator gradients are {grad}')
+        print(f'forward/backward: G {fake.shape} -> D {score.shape}, |grad G| {grad:.4g} '
+              f'({time.perf_counter() - t:.2f} s, first call included)')
+
+        loss = gluon.loss.SigmoidBCELoss()
+        hp = {'learning_rate': 0.005, 'beta1': 0.5}
+        trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', hp)
+        trainer_G = gluon.Trainer(net_G.collect_params(), 'adam', hp)
+
+        def step():
+            d = d2l_dcgan.update_D(X, Z, net_D, net_G, loss, trainer_D)
+            g = d2l_dcgan.update_G(Z, net_D, net_G, loss, trainer_G)
+            return d, g
+
+        for _ in range(args.warmup):
+            step()
+        mx.nd.waitall()
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            loss_D, loss_G = step()
+        mx.nd.waitall()
+        elapsed = time.perf_counter() - t
+        loss_D, loss_G = float(loss_D) / n, float(loss_G) / n
+    except mx.base.MXNetError as e:
+        return verdict('FAIL', f'{label}: {first_line(e)}')
+    if not (math.isfinite(loss_D) and math.isfinite(loss_G)):
+        return verdict('FAIL', f'{label}: losses are not finite (loss_D {loss_D}, loss_G {loss_G})')
+    speed = args.steps * n / elapsed
+    print(f'training: {args.warmup} warm-up + {args.steps} timed steps of batch {n} in '
+          f'{elapsed:.2f} s; loss_D {loss_D:.3f}, loss_G {loss_G:.3f}')
+    print(f'check took {time.perf_counter() - start:.1f} s')
+    if ctx.device_type == 'gpu':
+        return verdict('OK', f'{label}, {speed:.1f} examples/sec')
+    why = f'--device {args.device}' if why == 'asked for' else why
+    return verdict('CPU ONLY', f'{why}; {label} {speed:.1f} examples/sec')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
