@@ -1,4 +1,5 @@
-"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py) and `generate`."""
+"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py), `generate`
+and `evaluate`."""
 import argparse
 import json
 import math
@@ -138,15 +139,7 @@ def train_parser(prog=None):
         'metrics.json into --out-dir.'),
         formatter_class=_HelpFormatter)
     data = p.add_argument_group('data')
-    data.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
-                      help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
-                           'draw a deterministic offline stand-in set')
-    data.add_argument('--data-dir', help='train on this ImageFolder root instead '
-                      '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
-    data.add_argument('--cache-dir', default=os.path.join('..', 'data'),
-                      help='where pokemon.zip is downloaded and extracted, and sprites drawn')
-    data.add_argument('--num-sprites', type=_positive(int), default=1024,
-                      help='images in the sprites dataset')
+    add_data_flags(data)
     data.add_argument('--num-workers', type=int, default=0,
                       help='DataLoader worker processes (images are decoded once into memory)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
@@ -235,22 +228,38 @@ def resume_settings(args, given):
     return argparse.Namespace(**merged)
 
 
-def load_data(args):
-    """(ImageFolder root, uint8 images, DataLoader) of the chosen dataset."""
-    from .data import array_loader, download_extract, read_images
+def data_root(args):
+    """The ImageFolder root of --data-dir, or of --dataset (drawn or downloaded as needed)."""
+    from .data import download_extract
     from .sprites import make_sprites
     if args.data_dir:
-        root = args.data_dir
-    else:
-        prepare_cache_dir(args.cache_dir)
-        if args.dataset == 'sprites':
-            root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
-                                num_images=args.num_sprites)
-        else:
-            root = download_extract('pokemon', args.cache_dir)
+        return args.data_dir
+    prepare_cache_dir(args.cache_dir)
+    if args.dataset == 'sprites':
+        return make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
+                            num_images=args.num_sprites)
+    return download_extract('pokemon', args.cache_dir)
+
+
+def load_data(args):
+    """(ImageFolder root, uint8 images, DataLoader) of the chosen dataset."""
+    from .data import array_loader, read_images
+    root = data_root(args)
     images, labels, _ = read_images(root)
     return root, images, array_loader(images, labels, args.batch_size,
                                       num_workers=args.num_workers)
+
+
+def add_data_flags(group):
+    group.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
+                       help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
+                            'draw a deterministic offline stand-in set')
+    group.add_argument('--data-dir', help='use this ImageFolder root instead '
+                       '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
+    group.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+                       help='where pokemon.zip is downloaded and extracted, and sprites drawn')
+    group.add_argument('--num-sprites', type=_positive(int), default=1024,
+                       help='images in the sprites dataset')
 
 
 def swd_metric(images, num, latent_dim, seed, device):
@@ -393,6 +402,40 @@ def run_generate(args):
     print(f'wrote {args.num} images to {args.out}')
 
 
+def evaluate_parser(prog=None):
+    p = _Parser(prog=prog, description=(
+        'Sliced Wasserstein distance (Karras et al. 2018; x 1e3 per Laplacian level, lower is '
+        'closer) between images of a trained generator and the data.'),
+        formatter_class=_HelpFormatter)
+    p.add_argument('--params', required=True, help='a net_G.params written by training')
+    add_data_flags(p)
+    p.add_argument('--num', type=_positive(int), default=512,
+                   help='generated and real images to compare (fewer if the data has fewer)')
+    p.add_argument('--seed', type=_seed, default=0, help='random seed of noise and sampling')
+    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    return p
+
+
+def run_evaluate(args):
+    import numpy as onp
+    from mxnet import np
+    from .data import read_images
+    from .metrics import sliced_wasserstein, swd_resolutions
+    device, _ = parse_device(args.device)
+    net_G, latent_dim = load_generator(args.params, device)
+    root = data_root(args)
+    images, _, _ = read_images(root)
+    rng = onp.random.default_rng(args.seed)
+    real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
+    Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
+    fake = onp.concatenate([net_G(np.array(Z[i:i + 256], ctx=device)).asnumpy()
+                            for i in range(0, len(Z), 256)])
+    levels, mean = sliced_wasserstein(real, fake, seed=args.seed)
+    sizes = swd_resolutions(real.shape[1])
+    print(f'SWD x1e3 to the data ({len(real)} generated vs {len(real)} real images of {root}): '
+          + ', '.join(f'{s}px {v:.1f}' for s, v in zip(sizes, levels)) + f'; mean {mean:.1f}')
+
+
 def _run(fn, args):
     from .train import TrainingInterrupted
     try:
@@ -427,12 +470,16 @@ def generate_main(argv=None, prog=None):
     return _run(run_generate, generate_parser(prog).parse_args(argv))
 
 
-COMMANDS = {'train': train_main, 'generate': generate_main}
+def evaluate_main(argv=None, prog=None):
+    return _run(run_evaluate, evaluate_parser(prog).parse_args(argv))
+
+
+COMMANDS = {'train': train_main, 'generate': generate_main, 'evaluate': evaluate_main}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print('usage: python -m d2l_dcgan {train,generate} [--help] ...', file=sys.stderr)
+        print('usage: python -m d2l_dcgan {train,generate,evaluate} [--help] ...', file=sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     return COMMANDS[argv[0]](argv[1:], prog=f'python -m d2l_dcgan {argv[0]}')
