@@ -1,13 +1,19 @@
 """d2l_dcgan: the DCGAN chapter of Dive into Deep Learning as an MXNet Gluon package."""
 __version__ = '0.1.0'
 
+from .gpu import preload_cuda_libraries
+
+# mxnet-cu112 ships none of the CUDA 11 libraries it links: load pip's before `import mxnet`
+_CUDA = preload_cuda_libraries()
+
 try:
     import mxnet  # noqa: F401
-except ImportError as e:  # mxnet and mxnet-cu112 both provide `mxnet`, so it is an extra
+except (ImportError, OSError) as e:  # mxnet and mxnet-cu112 both provide `mxnet`: an extra
+    hint = _CUDA.hint()
     raise ImportError(
         'd2l_dcgan needs MXNet 1.9.1: pip install "d2l_dcgan[cpu]" (mxnet==1.9.1) '
-        'or "d2l_dcgan[cu112]" (mxnet-cu112==1.9.1, CUDA 11.2+ and cuDNN 8) '
-        f'[{e}]') from e
+        'or "d2l_dcgan[cu112]" (mxnet-cu112==1.9.1 and its CUDA 11 libraries) '
+        f'[{e}]' + (f' {hint}' if hint else '')) from e
 
 from mxnet import npx
 

@@ -70,25 +70,10 @@ def _seed(text):
 
 
 def parse_device(spec):
-    """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen)."""
-    import mxnet as mx
-    kind, _, index = spec.strip().lower().partition(':')
-    if kind not in ('auto', 'cpu', 'gpu') or (index and not index.isdigit()) or (
-            kind == 'auto' and index):
-        raise DCGANError(f'--device must be auto, cpu, cpu:N, gpu or gpu:N, got {spec!r}')
-    index = int(index or 0)
-    num_gpus = mx.context.num_gpus()
-    if kind == 'auto':
-        if num_gpus:
-            return mx.gpu(0), f'{num_gpus} GPU(s) visible to MXNet'
-        return mx.cpu(), 'no GPU visible to MXNet'
-    if kind == 'cpu':
-        return mx.cpu(index), 'asked for'
-    if index >= num_gpus:
-        raise DCGANError(
-            f'--device {spec}: MXNet sees {num_gpus} GPU(s) (a CPU build of MXNet sees none; '
-            f'install d2l_dcgan[cu112] on a CUDA machine), use --device cpu instead')
-    return mx.gpu(index), 'asked for'
+    """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen); a GPU only
+    if MXNet sees it and was built for its compute capability."""
+    from .gpu import select_device
+    return select_device(spec)
 
 
 def seed_everything(seed):
@@ -389,7 +374,8 @@ def run_generate(args):
     matplotlib.use('Agg')
     from mxnet import np
     from .plot import save_image_grid
-    device, _ = parse_device(args.device)
+    device, why = parse_device(args.device)
+    print(f'device: {device} ({why})')
     net_G, latent_dim = load_generator(args.params, device)
     seed_everything(args.seed)
     Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device)
@@ -421,7 +407,8 @@ def run_evaluate(args):
     from mxnet import np
     from .data import read_images
     from .metrics import sliced_wasserstein, swd_resolutions
-    device, _ = parse_device(args.device)
+    device, why = parse_device(args.device)
+    print(f'device: {device} ({why})')
     net_G, latent_dim = load_generator(args.params, device)
     root = data_root(args)
     images, _, _ = read_images(root)
