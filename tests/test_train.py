@@ -213,3 +213,20 @@ def test_train_on_two_devices(sprites, capsys):
 def test_train_rejects_repeated_devices():
     with pytest.raises(DCGANError, match='distinct'):
         train(discriminator(4), generator(4), [], 1, 0.005, 10, devices=[mx.cpu(0), mx.cpu(0)])
+
+
+def test_update_G_skips_the_discriminators_weight_gradients():
+    """trainer_G never reads them, so update_G does not compute them, and leaves D as it was."""
+    X = np.random.normal(size=(4, 3, 64, 64))
+    Z = np.random.normal(size=(4, 10, 1, 1))
+    net_D, net_G = discriminator(4), generator(4)
+    d2l_dcgan.init_nets(net_D, net_G, mx.cpu())
+    loss = gluon.loss.SigmoidBCELoss()
+    update_D(X, Z, net_D, net_G, loss, _adam(net_D))
+    d_params = [p for p in net_D.collect_params().values() if p.grad_req != 'null']
+    assert any(p.grad().asnumpy().any() for p in d_params)  # update_D's gradients
+    update_G(Z, net_D, net_G, loss, _adam(net_G))
+    assert all(p.grad_req == 'write' for p in d_params)
+    assert not any(p.grad().asnumpy().any() for p in d_params)  # none written by update_G
+    assert any(float(np.abs(p.grad()).sum()) > 0 for p in net_G.collect_params().values()
+               if p.grad_req != 'null')
