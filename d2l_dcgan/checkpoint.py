@@ -6,7 +6,6 @@ with `MANIFEST.json` (SHA-256 of each file) written last. It is assembled under 
 and renamed into place, so a crash mid-write leaves the previous checkpoint as the newest one."""
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -15,6 +14,7 @@ import shutil
 import numpy as onp
 
 from .errors import DCGANError
+from .fileio import file_digest
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
@@ -22,11 +22,7 @@ FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
 
 
 def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, 'sha256')
 
 
 def _fsync_path(path):

@@ -26,47 +26,28 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _positive(kind):
+def number(kind, low, high=None, above=False):
+    """An argparse type: a finite `kind` that is >= low (> low if `above`) and < high."""
+    noun = 'an integer' if kind is int else 'a number'
+    bound = (f'> {low}' if above else f'in {low}..{high - 1}' if high is not None
+             else f'>= {low}')
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f'expected a positive {kind.__name__}, got {text!r}')
-        if not value > 0 or (kind is float and not math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f'must be positive, got {text!r}')
+            raise argparse.ArgumentTypeError(f'expected {noun}, got {text!r}')
+        if not (math.isfinite(value) and (value > low if above else value >= low)
+                and (high is None or value < high)):
+            raise argparse.ArgumentTypeError(f'must be {bound}, got {text!r}')
         return value
     parse.__name__ = kind.__name__
     return parse
 
 
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be >= 0, got {text!r}')
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-    if not 0 <= value < 2**32:  # NumPy's global generator takes no other seeds
-        raise argparse.ArgumentTypeError(f'must be in 0..2**32-1, got {text!r}')
-    return value
+POSITIVE_INT, POSITIVE_FLOAT = number(int, 0, above=True), number(float, 0, above=True)
+NON_NEGATIVE_INT, NON_NEGATIVE_FLOAT = number(int, 0), number(float, 0)
+SEED = number(int, 0, 2**32)  # NumPy's global generator takes no other seeds
 
 
 def parse_device(spec):
@@ -129,49 +110,49 @@ def train_parser(prog=None):
                       help='DataLoader worker processes (images are decoded once into memory)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
     # argparse shows a default only next to a help text, so every option has one
-    model.add_argument('--num-epochs', type=_positive(int), default=20,
+    model.add_argument('--num-epochs', type=POSITIVE_INT, default=20,
                        help='passes over the data')
-    model.add_argument('--batch-size', type=_positive(int), default=256,
+    model.add_argument('--batch-size', type=POSITIVE_INT, default=256,
                        help='images per step')
-    model.add_argument('--lr', type=_positive(float), default=0.005,
+    model.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005,
                        help='Adam\'s learning rate, both nets')
-    model.add_argument('--latent-dim', type=_positive(int), default=100,
+    model.add_argument('--latent-dim', type=POSITIVE_INT, default=100,
                        help='length of the noise vectors Z')
-    model.add_argument('--n-G', dest='n_G', type=_positive(int), default=64,
+    model.add_argument('--n-G', dest='n_G', type=POSITIVE_INT, default=64,
                        help='generator width (channels of its last G_block)')
-    model.add_argument('--n-D', dest='n_D', type=_positive(int), default=64,
+    model.add_argument('--n-D', dest='n_D', type=POSITIVE_INT, default=64,
                        help='discriminator width (channels of its first D_block)')
-    model.add_argument('--alpha', type=_non_negative_float, default=0.2,
+    model.add_argument('--alpha', type=NON_NEGATIVE_FLOAT, default=0.2,
                        help='LeakyReLU slope in D; 0 is plain ReLU (exercise 1)')
     model.add_argument('--no-hybridize', dest='hybridize', action='store_false',
                        help='run the nets imperatively (slower; for debugging)')
     run = p.add_argument_group('run')
-    run.add_argument('--seed', type=_seed, default=None,
+    run.add_argument('--seed', type=SEED, default=None,
                      help='random seed (default: a fresh one, recorded in metrics.json)')
     run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'),
                      help='where the figures, parameters and metrics.json go')
-    run.add_argument('--num-samples', type=_positive(int), default=64,
+    run.add_argument('--num-samples', type=POSITIVE_INT, default=64,
                      help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
     run.add_argument('--no-progress', dest='progress', action='store_false',
                      help='no per-epoch progress bar')
     run.add_argument('--devices', help='data parallel over several devices, e.g. gpu:0,gpu:1 '
                      '(each batch is split across them); overrides --device')
-    run.add_argument('--swd-samples', type=_non_negative_int, default=128,
+    run.add_argument('--swd-samples', type=NON_NEGATIVE_INT, default=128,
                      help='generated and real images whose sliced Wasserstein distance is '
                           'measured after every epoch (0: off)')
     safe = p.add_argument_group('checkpoints and recovery')
     safe.add_argument('--resume', metavar='OUT_DIR',
                       help='continue the run in OUT_DIR from its newest valid checkpoint, with '
                            'its settings, up to --num-epochs in all')
-    safe.add_argument('--checkpoint-every', type=_non_negative_int, default=0,
+    safe.add_argument('--checkpoint-every', type=NON_NEGATIVE_INT, default=0,
                       help='also checkpoint every N steps (0: at the end of each epoch only)')
-    safe.add_argument('--keep-checkpoints', type=_positive(int), default=3,
+    safe.add_argument('--keep-checkpoints', type=POSITIVE_INT, default=3,
                       help='how many of the newest checkpoints to keep')
     safe.add_argument('--on-divergence', choices=('stop', 'rollback'), default='stop',
                       help='when a loss turns NaN/inf or exceeds --max-loss: stop, or reload '
                            'the last checkpoint with half the learning rate (at most 3 times)')
-    safe.add_argument('--max-loss', type=_positive(float), default=100.0,
+    safe.add_argument('--max-loss', type=POSITIVE_FLOAT, default=100.0,
                       help='a mean loss above this counts as divergence (logits beyond ~this)')
     return p
 
@@ -243,7 +224,7 @@ def add_data_flags(group):
                        '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
     group.add_argument('--cache-dir', default=os.path.join('..', 'data'),
                        help='where pokemon.zip is downloaded and extracted, and sprites drawn')
-    group.add_argument('--num-sprites', type=_positive(int), default=1024,
+    group.add_argument('--num-sprites', type=POSITIVE_INT, default=1024,
                        help='images in the sprites dataset')
 
 
@@ -342,9 +323,9 @@ def generate_parser(prog=None):
     p = _Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
                 formatter_class=_HelpFormatter)
     p.add_argument('--params', required=True, help='a net_G.params written by training')
-    p.add_argument('--num', type=_positive(int), default=64, help='images to generate')
-    p.add_argument('--ncols', type=_positive(int), default=8, help='images per row')
-    p.add_argument('--seed', type=_seed, default=0, help='random seed of the noise')
+    p.add_argument('--num', type=POSITIVE_INT, default=64, help='images to generate')
+    p.add_argument('--ncols', type=POSITIVE_INT, default=8, help='images per row')
+    p.add_argument('--seed', type=SEED, default=0, help='random seed of the noise')
     p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     p.add_argument('--out', default='generated.png', help='PNG file to write')
     return p
@@ -395,9 +376,9 @@ def evaluate_parser(prog=None):
         formatter_class=_HelpFormatter)
     p.add_argument('--params', required=True, help='a net_G.params written by training')
     add_data_flags(p)
-    p.add_argument('--num', type=_positive(int), default=512,
+    p.add_argument('--num', type=POSITIVE_INT, default=512,
                    help='generated and real images to compare (fewer if the data has fewer)')
-    p.add_argument('--seed', type=_seed, default=0, help='random seed of noise and sampling')
+    p.add_argument('--seed', type=SEED, default=0, help='random seed of noise and sampling')
     p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     return p
 

@@ -16,6 +16,7 @@ from mxnet import gluon, image, np
 from mxnet.base import MXNetError
 
 from .errors import DCGANError
+from .fileio import file_digest
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
 d2l.DATA_HUB['pokemon'] = (d2l.DATA_URL + 'pokemon.zip', POKEMON_SHA1)
@@ -25,11 +26,7 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png')  # what ImageFolderDataset reads
 
 
 def sha1_of(path):
-    sha1 = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            sha1.update(chunk)
-    return sha1.hexdigest()
+    return file_digest(path, 'sha1')
 
 
 def download(name, cache_dir=DEFAULT_CACHE_DIR, timeout=60):

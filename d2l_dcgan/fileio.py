@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file."""
+"""Atomic file writes (a reader, or a crash, never sees half a file) and file digests."""
+import hashlib
 import os
 
 from .errors import DCGANError
@@ -22,3 +23,12 @@ def atomic_write(path, write):
             pass
         raise DCGANError(f'could not write {path}: {e.strerror or e}; '
                          f'the previous version, if any, is kept') from e
+
+
+def file_digest(path, algorithm):
+    """Hex digest of a file's bytes, read 1 MiB at a time."""
+    h = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
