@@ -27,7 +27,6 @@ ENV_BEFORE_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PR
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
-import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -39,7 +38,7 @@ import time  # noqa: E402
 
 import numpy as onp  # noqa: E402
 import mxnet as mx  # noqa: E402
-from mxnet import autograd, gluon, init, np, npx  # noqa: E402
+from mxnet import gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 from d2l import mxnet as d2l  # noqa: E402
 

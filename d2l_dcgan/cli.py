@@ -12,12 +12,12 @@ from .errors import DCGANError
 from .fileio import atomic_write
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows '(default: X)', but not for flags or options without a default."""
 
     def _get_help_string(self, action):
@@ -29,8 +29,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def number(kind, low, high=None, above=False):
     """An argparse type: a finite `kind` that is >= low (> low if `above`) and < high."""
     noun = 'an integer' if kind is int else 'a number'
-    bound = (f'> {low}' if above else f'in {low}..{high - 1}' if high is not None
-             else f'>= {low}')
+    bound = (f'> {low}' if above else f'>= {low}') + (f' and < {high}' if high is not None else '')
 
     def parse(text):
         try:
@@ -99,11 +98,11 @@ def save_params(net, path):
 
 
 def train_parser(prog=None):
-    p = _Parser(prog=prog, description=(
+    p = Parser(prog=prog, description=(
         'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
         'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
         'metrics.json into --out-dir.'),
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     data = p.add_argument_group('data')
     add_data_flags(data)
     data.add_argument('--num-workers', type=int, default=0,
@@ -320,8 +319,8 @@ def run_train(args):
 
 
 def generate_parser(prog=None):
-    p = _Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
-                formatter_class=_HelpFormatter)
+    p = Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
+                formatter_class=HelpFormatter)
     p.add_argument('--params', required=True, help='a net_G.params written by training')
     p.add_argument('--num', type=POSITIVE_INT, default=64, help='images to generate')
     p.add_argument('--ncols', type=POSITIVE_INT, default=8, help='images per row')
@@ -370,10 +369,10 @@ def run_generate(args):
 
 
 def evaluate_parser(prog=None):
-    p = _Parser(prog=prog, description=(
+    p = Parser(prog=prog, description=(
         'Sliced Wasserstein distance (Karras et al. 2018; x 1e3 per Laplacian level, lower is '
         'closer) between images of a trained generator and the data.'),
-        formatter_class=_HelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument('--params', required=True, help='a net_G.params written by training')
     add_data_flags(p)
     p.add_argument('--num', type=POSITIVE_INT, default=512,

@@ -25,7 +25,6 @@ t10k-labels-idx1-ubyte.gz (gzipped or not); without --data-dir, Gluon's FashionM
 them into $MXNET_HOME/datasets/fashion-mnist.
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -54,61 +53,22 @@ def avoid_onednn_deconv_bug():
     return True
 
 
-def _int(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {text!r}')
-        return value
-    parse.__name__ = 'int'
-    return parse
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f'must be positive, got {text!r}')
-    return value
-
-
-def _seed(text):
-    value = _int(0)(text)
-    if value >= 2**31:
-        raise argparse.ArgumentTypeError(f'must be in 0..2**31-1, got {text!r}')
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """'(default: X)' after options with a default; None means the help text says it."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def _budget_help(text, name, show=str):
     return f'{text} (default {show(SMALL[name])}; --full: {show(FULL[name])})'
 
 
 def parser():
-    p = _Parser(prog='exercise_fashion_mnist.py', description=__doc__,
-                formatter_class=_HelpFormatter)
+    # imports MXNet, so it comes after avoid_onednn_deconv_bug()
+    from d2l_dcgan.cli import HelpFormatter, Parser, number
+
+    class Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """The CLI's help format, keeping the module docstring's own line breaks."""
+
+    p = Parser(prog='exercise_fashion_mnist.py', description=__doc__, formatter_class=Formatter)
     data = p.add_argument_group('data')
     data.add_argument('--data-dir', help='folder with the four Fashion-MNIST IDX files (.gz or '
                       'raw); without it, Gluon\'s FashionMNIST downloader is tried')
-    data.add_argument('--limit', type=_int(0), help=_budget_help(
+    data.add_argument('--limit', type=number(int, 0), help=_budget_help(
         'train the DCGAN on only the first N training images, 0 for all; the classifier always '
         'learns from all of them', 'limit', lambda v: v or 'all'))
     gan = p.add_argument_group('DCGAN')
@@ -116,35 +76,35 @@ def parser():
                      help='the chapter\'s budget: 20 epochs, batch 256, n_G = n_D = 64, every '
                           'image, 10 classifier epochs, 10000 generated images (hours on a '
                           'CPU); flags given explicitly still win')
-    gan.add_argument('--num-epochs', type=_int(1), help=_budget_help(
+    gan.add_argument('--num-epochs', type=number(int, 1), help=_budget_help(
         'DCGAN passes over the data', 'num_epochs'))
-    gan.add_argument('--batch-size', type=_int(1), help=_budget_help(
+    gan.add_argument('--batch-size', type=number(int, 1), help=_budget_help(
         'DCGAN images per step', 'batch_size'))
-    gan.add_argument('--n-G', dest='n_G', type=_int(1), help=_budget_help(
+    gan.add_argument('--n-G', dest='n_G', type=number(int, 1), help=_budget_help(
         'generator width', 'n_G'))
-    gan.add_argument('--n-D', dest='n_D', type=_int(1), help=_budget_help(
+    gan.add_argument('--n-D', dest='n_D', type=number(int, 1), help=_budget_help(
         'discriminator width', 'n_D'))
-    gan.add_argument('--lr', type=_positive_float, default=0.005,
+    gan.add_argument('--lr', type=number(float, 0, above=True), default=0.005,
                      help='Adam\'s learning rate, both nets (the chapter\'s)')
-    gan.add_argument('--latent-dim', type=_int(1), default=100,
+    gan.add_argument('--latent-dim', type=number(int, 1), default=100,
                      help='length of the noise vectors Z')
     judge = p.add_argument_group('judging the categories')
-    judge.add_argument('--classifier-epochs', type=_int(1), help=_budget_help(
+    judge.add_argument('--classifier-epochs', type=number(int, 1), help=_budget_help(
         'epochs of the LeNet classifier (SGD, batch 256)', 'classifier_epochs'))
-    judge.add_argument('--classifier-lr', type=_positive_float, default=1.0,
+    judge.add_argument('--classifier-lr', type=number(float, 0, above=True), default=1.0,
                        help='the classifier\'s SGD learning rate (d2l\'s for LeNet with '
                             'batch normalization)')
-    judge.add_argument('--num-generated', type=_int(2), help=_budget_help(
+    judge.add_argument('--num-generated', type=number(int, 2), help=_budget_help(
         'generated images sorted into categories', 'num_generated'))
-    judge.add_argument('--swd-samples', type=_int(2), default=256,
+    judge.add_argument('--swd-samples', type=number(int, 2), default=256,
                        help='at most this many generated (and as many real) images per '
                             'category enter its SWD')
-    judge.add_argument('--min-swd-images', type=_int(2), default=16,
+    judge.add_argument('--min-swd-images', type=number(int, 2), default=16,
                        help='a category with fewer generated images gets no SWD')
-    judge.add_argument('--samples-per-row', type=_int(1), default=10,
+    judge.add_argument('--samples-per-row', type=number(int, 1), default=10,
                        help='generated images per category in the figure')
     run = p.add_argument_group('run')
-    run.add_argument('--seed', type=_seed, default=0,
+    run.add_argument('--seed', type=number(int, 0, 2**31), default=0,
                      help='seed of everything: weights, noise, shuffling, the SWD')
     run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     run.add_argument('--out-dir', default=os.path.join('runs', 'exercise_fashion_mnist'),
@@ -519,8 +479,8 @@ def main(args, onednn_off=False):
 
 
 if __name__ == '__main__':
-    args = parser().parse_args()
     onednn_off = avoid_onednn_deconv_bug()  # before MXNet is imported
+    args = parser().parse_args()
     try:
         from d2l_dcgan.errors import DCGANError
     except ImportError as e:

@@ -12,7 +12,6 @@ into --out-dir and prints a table and a one-line finding computed from the numbe
     python examples/exercise_relu.py --data-dir ../data/pokemon --seed 1
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -25,62 +24,22 @@ SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites':
 COLLAPSED_D, BLOWN_UP_G = 0.1, 5.0
 
 
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected a positive {kind.__name__}, got {text!r}')
-        if not value > 0 or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f'must be positive, got {text!r}')
-        return value
-    parse.__name__ = kind.__name__
-    return parse
+from d2l_dcgan.cli import HelpFormatter, Parser, number  # noqa: E402
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f'must be between 0 and 1 (exclusive), got {text!r}')
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f'must be in 0..2**31-1, got {text!r}')
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """'(default: X)' after options with a default; None means the help text says it."""
-
-    def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
+class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The CLI's help format, keeping the module docstring's own line breaks."""
 
 
 def parser():
-    p = _Parser(prog='exercise_relu.py', description=__doc__, formatter_class=_HelpFormatter)
+    p = Parser(prog='exercise_relu.py', description=__doc__, formatter_class=_Formatter)
     data = p.add_argument_group('data')
     data.add_argument('--dataset', choices=('sprites', 'pokemon'), default='sprites',
                       help='sprites: a procedurally drawn offline stand-in; pokemon: download '
                            'd2l\'s pokemon.zip (SHA-1 checked)')
     data.add_argument('--data-dir', help='train on this ImageFolder root instead '
                       '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
-    data.add_argument('--num-sprites', type=_positive(int),
+    data.add_argument('--num-sprites', type=number(int, 0, above=True),
                       help=f'images in the sprites dataset (default {SMALL["num_sprites"]}; '
                            f'--full: {FULL["num_sprites"]})')
     data.add_argument('--cache-dir', default=os.path.join('..', 'data'),
@@ -89,27 +48,27 @@ def parser():
     model.add_argument('--full', action='store_true',
                        help='the chapter\'s budget: 20 epochs, batch 256, n_G = n_D = 64 '
                             '(hours on a CPU); flags given explicitly still win')
-    model.add_argument('--num-epochs', type=_positive(int),
+    model.add_argument('--num-epochs', type=number(int, 0, above=True),
                        help=f'passes over the data (default {SMALL["num_epochs"]}; '
                             f'--full: {FULL["num_epochs"]})')
-    model.add_argument('--batch-size', type=_positive(int),
+    model.add_argument('--batch-size', type=number(int, 0, above=True),
                        help=f'images per step (default {SMALL["batch_size"]}; '
                             f'--full: {FULL["batch_size"]})')
-    model.add_argument('--n-G', dest='n_G', type=_positive(int),
+    model.add_argument('--n-G', dest='n_G', type=number(int, 0, above=True),
                        help=f'generator width (default {SMALL["n_G"]}; --full: {FULL["n_G"]})')
-    model.add_argument('--n-D', dest='n_D', type=_positive(int),
+    model.add_argument('--n-D', dest='n_D', type=number(int, 0, above=True),
                        help=f'discriminator width (default {SMALL["n_D"]}; '
                             f'--full: {FULL["n_D"]})')
-    model.add_argument('--lr', type=_positive(float), default=0.005,
+    model.add_argument('--lr', type=number(float, 0, above=True), default=0.005,
                        help='Adam\'s learning rate, both nets (the chapter\'s)')
-    model.add_argument('--latent-dim', type=_positive(int), default=100,
+    model.add_argument('--latent-dim', type=number(int, 0, above=True), default=100,
                        help='length of the noise vectors Z')
-    model.add_argument('--alpha', type=_fraction, default=0.2,
+    model.add_argument('--alpha', type=number(float, 0, 1, above=True), default=0.2,
                        help='the leaky run\'s LeakyReLU slope (the other run uses 0)')
     run = p.add_argument_group('run')
-    run.add_argument('--swd-samples', type=_positive(int), default=256,
+    run.add_argument('--swd-samples', type=number(int, 0, above=True), default=256,
                      help='generated and real images compared by the SWD after each epoch')
-    run.add_argument('--seed', type=_seed, default=0,
+    run.add_argument('--seed', type=number(int, 0, 2**31), default=0,
                      help='seed of both runs (weights, noise, shuffling) and of the SWD')
     run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     run.add_argument('--out-dir', default=os.path.join('runs', 'exercise_relu'),

@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as onp
 import pytest
 from d2l import mxnet as d2l
-from mxnet import autograd, gluon, np
+from mxnet import gluon, np
 
 import d2l_dcgan
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
