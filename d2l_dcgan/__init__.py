@@ -25,6 +25,9 @@ from .model import G_block, D_block, generator, discriminator  # noqa: E402
 from .data import (load_pokemon, load_image_folder, read_images,  # noqa: E402
                    download, download_extract)
 from .sprites import make_sprites  # noqa: E402
+from .fashion import (FASHION_CLASSES, read_idx, load_fashion_mnist_arrays,  # noqa: E402
+                      load_fashion_mnist)
+from .metrics import sliced_wasserstein  # noqa: E402
 from .train import update_D, update_G, train, init_nets  # noqa: E402
 from .plot import (GANAnimator, show_images, plot_leaky_relu,  # noqa: E402
                    sample_grid, save_image_grid)
@@ -34,5 +37,6 @@ __all__ = [
     'load_pokemon', 'load_image_folder', 'read_images', 'download', 'download_extract',
     'make_sprites', 'update_D', 'update_G', 'train', 'init_nets',
     'GANAnimator', 'show_images', 'plot_leaky_relu', 'sample_grid',
-    'save_image_grid',
+    'save_image_grid', 'FASHION_CLASSES', 'read_idx', 'load_fashion_mnist_arrays',
+    'load_fashion_mnist', 'sliced_wasserstein',
 ]
