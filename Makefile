@@ -17,6 +17,7 @@ train: $(BIN)/.installed-$(EXTRA)
 	$(BIN)/python examples/train_pokemon.py $(ARGS)
 
 demo: $(BIN)/.installed-$(EXTRA)
+	rm -rf runs/demo
 	$(BIN)/python examples/train_pokemon.py --dataset sprites --num-epochs 5 --batch-size 64 \
 		--n-G 32 --n-D 32 --seed 0 --out-dir runs/demo $(ARGS)
 

@@ -270,6 +270,11 @@ def run_train(args):
     with RunLock(out):
         if args.resume and not list_checkpoints(ckpt_dir):
             print(f'no checkpoint in {ckpt_dir}: starting from the beginning')
+        elif not args.resume and list_checkpoints(ckpt_dir):
+            # a new run there would mix its checkpoints with the old run's and prune them
+            newest = os.path.basename(list_checkpoints(ckpt_dir)[0])
+            raise DCGANError(f'--out-dir {out} holds a run already ({newest}); continue it '
+                             f'with --resume {out}, or choose another --out-dir')
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         seed_everything(seed)
         data_dir, images, data_iter = load_data(args)

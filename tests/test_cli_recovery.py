@@ -149,3 +149,16 @@ def test_evaluate_of_something_that_is_no_generator(runs, capfd):
     assert cli.evaluate_main(['--params', str(tmp / 'straight' / 'net_D.params'),
                               '--dataset', 'sprites', '--cache-dir', str(tmp / 'cache')]) == 2
     assert 'is not a generator' in capfd.readouterr().err
+
+
+def test_a_new_run_into_a_used_out_dir_is_refused(runs, capfd):
+    """It would mix its checkpoints with the old run's, and pruning would delete its own."""
+    tmp, _, _ = runs
+    before = sorted(os.listdir(tmp / 'straight' / 'checkpoints'))
+    code = cli.train_main(['--dataset', 'sprites', '--num-sprites', '32', '--num-epochs', '1',
+                           '--cache-dir', str(tmp / 'cache'), '--out-dir', str(tmp / 'straight')])
+    assert code == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'holds a run already (ckpt-e0002-s000002)' in err[0]
+    assert f'--resume {tmp / "straight"}' in err[0]
+    assert sorted(os.listdir(tmp / 'straight' / 'checkpoints')) == before
