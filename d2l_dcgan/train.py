@@ -10,6 +10,7 @@ import mxnet as mx
 import numpy as onp
 from d2l import mxnet as d2l
 from mxnet import autograd, gluon, init, np
+from mxnet.gluon import nn
 
 from . import checkpoint as ckpt
 from .errors import DCGANError
@@ -85,6 +86,52 @@ def update_G(Z, net_D, net_G, loss, trainer_G):
         autograd.backward(losses)
     trainer_G.step(batch_size)
     return _total(losses)
+
+
+# layers whose forward pass is a pure function of weights and input in training mode; MXNet's
+# BatchNorm updates its running averages in the backward pass, which runs once either way
+_PURE_LAYERS = (nn.HybridSequential, nn.Sequential, nn.Conv2D, nn.Conv2DTranspose, nn.BatchNorm,
+                nn.Activation, nn.LeakyReLU)
+
+
+def shares_forward(net_G):
+    """True if net_G's forward pass may be computed once for update_D and update_G alike."""
+    from .model import G_block
+    blocks = []
+    net_G.apply(blocks.append)
+    return all(isinstance(b, _PURE_LAYERS + (G_block,)) for b in blocks)
+
+
+def train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
+    """update_D then update_G, with the generator's forward pass computed once, not twice.
+
+    d2l's update_G recomputes net_G(Z) with the weights and noise update_D used, so the same
+    images; this step keeps update_D's, with its graph, for update_G's backward pass. Only for a
+    generator whose forward pass is pure (see shares_forward): a dropout layer, say, would draw
+    a new mask the second time. Returns the summed (loss_D, loss_G) like update_D/update_G."""
+    Xs, Zs = _shards(X, Z)
+    batch_size = sum(X.shape[0] for X in Xs)
+    fakes, losses_D = [], []
+    with autograd.record():
+        for X, Z in zip(Xs, Zs):
+            ones = np.ones((X.shape[0],), ctx=X.ctx)
+            zeros = np.zeros((X.shape[0],), ctx=X.ctx)
+            real_Y = net_D(X)
+            fakes.append(net_G(Z))
+            fake_Y = net_D(fakes[-1].detach())
+            losses_D.append((loss(real_Y, ones) + loss(fake_Y, zeros)) / 2)
+    autograd.backward(losses_D)
+    trainer_D.step(batch_size)
+    losses_G = []
+    with _no_weight_grads(net_D):
+        with autograd.record():
+            for fake_X in fakes:
+                ones = np.ones((fake_X.shape[0],), ctx=fake_X.ctx)
+                # `net_D` has changed, so `fake_Y` is recomputed; `fake_X` has not
+                losses_G.append(loss(net_D(fake_X), ones))
+        autograd.backward(losses_G)
+    trainer_G.step(batch_size)
+    return _total(losses_D), _total(losses_G)
 
 
 def init_nets(net_D, net_G, device):
@@ -188,6 +235,7 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
     if seed is None:
         seed = int(onp.random.randint(2**31))
     loss = gluon.loss.SigmoidBCELoss()
+    fused = shares_forward(net_G)
     mx.random.seed(_stream_seed(seed, 0, 3), ctx='all')  # the initial weights
     init_nets(net_D, net_G, devices)
     if hybridize:
@@ -287,8 +335,12 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None, *,
                     Z = gluon.utils.split_and_load(Z, devices, even_split=False)
                 else:
                     X = X.as_in_ctx(device)
-                sum_D = sum_D + update_D(X, Z, net_D, net_G, loss, trainer_D)
-                sum_G = sum_G + update_G(Z, net_D, net_G, loss, trainer_G)
+                if fused:
+                    loss_D, loss_G = train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G)
+                else:
+                    loss_D = update_D(X, Z, net_D, net_G, loss, trainer_D)
+                    loss_G = update_G(Z, net_D, net_G, loss, trainer_G)
+                sum_D, sum_G = sum_D + loss_D, sum_G + loss_G
                 num_examples += batch_size
                 global_step += 1
                 interrupted = stop.signum is not None

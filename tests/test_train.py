@@ -14,6 +14,7 @@ import d2l_dcgan
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        read_images, train, update_D, update_G)
 from d2l_dcgan.cli import seed_everything
+from d2l_dcgan.train import shares_forward, train_step
 from d2l_dcgan.data import to_tensor
 from twins import twins
 
@@ -230,3 +231,46 @@ def test_update_G_skips_the_discriminators_weight_gradients():
     assert not any(p.grad().asnumpy().any() for p in d_params)  # none written by update_G
     assert any(float(np.abs(p.grad()).sum()) > 0 for p in net_G.collect_params().values()
                if p.grad_req != 'null')
+
+
+def test_train_step_equals_update_D_then_update_G():
+    """Computing G's forward pass once changes no number: losses and every weight and running
+    average (MXNet's BatchNorm updates those in the backward pass, which runs once either way)."""
+    mx.random.seed(0)
+    X = np.random.normal(size=(8, 3, 64, 64))
+    Z = np.random.normal(size=(8, 20, 1, 1))
+    a_D, b_D = twins(lambda: discriminator(8), X)
+    a_G, b_G = twins(lambda: generator(8), Z)
+    for net in (a_D, a_G, b_D, b_G):
+        net.hybridize(static_alloc=True, static_shape=True)
+    loss = gluon.loss.SigmoidBCELoss()
+    a_tr, b_tr = (_adam(a_D), _adam(a_G)), (_adam(b_D), _adam(b_G))
+    for step in range(4):
+        X = np.random.normal(size=(8, 3, 64, 64))
+        Z = np.random.normal(size=(8, 20, 1, 1))
+        two = (float(update_D(X, Z, a_D, a_G, loss, a_tr[0])),
+               float(update_G(Z, a_D, a_G, loss, a_tr[1])))
+        one = tuple(float(v) for v in train_step(X, Z, b_D, b_G, loss, *b_tr))
+        assert one == two
+    for a, b in ((a_D, b_D), (a_G, b_G)):
+        for pa, pb in zip(a.collect_params().values(), b.collect_params().values()):
+            assert (pa.data().asnumpy() == pb.data().asnumpy()).all(), pa.name
+
+
+def test_the_fast_path_changes_no_number(sprites, monkeypatch):
+    fast, fast_D, fast_G = _run(sprites, 5, 2)
+    assert shares_forward(fast_G)
+    monkeypatch.setattr(sys.modules['d2l_dcgan.train'], 'shares_forward', lambda net: False)
+    slow, slow_D, slow_G = _run(sprites, 5, 2)
+    assert [(r['loss_D'], r['loss_G']) for r in fast] == [(r['loss_D'], r['loss_G']) for r in slow]
+    for a, b in ((fast_D, slow_D), (fast_G, slow_G)):
+        for pa, pb in zip(a.collect_params().values(), b.collect_params().values()):
+            assert (pa.data().asnumpy() == pb.data().asnumpy()).all()
+
+
+def test_a_generator_with_dropout_gets_its_forward_pass_twice():
+    from mxnet.gluon import nn
+    net_G = generator(4)
+    assert shares_forward(net_G)
+    net_G.add(nn.Dropout(0.5))  # a second pass would draw another mask
+    assert not shares_forward(net_G)
