@@ -217,8 +217,10 @@ def time_pipeline(loader, device=None, min_seconds=1.0):
 
 
 def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
-    """Examples/sec of our update_D + update_G alone, on one batch already on the device (nets
+    """Examples/sec of train()'s own step alone (train_step, or update_D + update_G for a
+    generator whose forward pass cannot be shared), on one batch already on the device (nets
     already hybridized and warm from train()); synced once at the end, as train() does."""
+    from d2l_dcgan.train import shares_forward, train_step
     loss = gluon.loss.SigmoidBCELoss()
     hp = {'learning_rate': lr, 'beta1': 0.5}
     trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', hp)
@@ -226,6 +228,8 @@ def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
     Z = np.random.normal(0, 1, size=(X.shape[0], latent_dim, 1, 1), ctx=X.ctx)
 
     def step():
+        if shares_forward(net_G):
+            return sum(train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G))
         return (d2l_dcgan.update_D(X, Z, net_D, net_G, loss, trainer_D)
                 + d2l_dcgan.update_G(Z, net_D, net_G, loss, trainer_G))
     float(step())  # untimed: these new trainers allocate their Adam state on the first step
