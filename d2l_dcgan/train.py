@@ -30,27 +30,23 @@ def _total(losses):
     return total
 
 
-def update_D(X, Z, net_D, net_G, loss, trainer_D):
-    """Update the discriminator; return the batch's summed loss as a scalar on X's device.
-
-    Same maths as d2l.update_D, but the value is left on the device: `float()` of it equals
-    d2l's return value, and a loop that sums it syncs with the device only when it reads it.
-    X and Z may also be lists of per-device shards (d2l's split_and_load) for data parallelism."""
-    Xs, Zs = _shards(X, Z)
+def _step_D(Xs, Zs, net_D, net_G, loss, trainer_D):
+    """update_D's work on per-device shards; also returns the generated images, whose graph
+    stays recorded so that a generator step may reuse them."""
     batch_size = sum(X.shape[0] for X in Xs)
-    losses = []
+    fakes, losses = [], []
     with autograd.record():
         for X, Z in zip(Xs, Zs):
             ones = np.ones((X.shape[0],), ctx=X.ctx)
             zeros = np.zeros((X.shape[0],), ctx=X.ctx)
             real_Y = net_D(X)
-            fake_X = net_G(Z)
+            fakes.append(net_G(Z))
             # Do not need to compute gradient for `net_G`, detach it from computing gradients.
-            fake_Y = net_D(fake_X.detach())
+            fake_Y = net_D(fakes[-1].detach())
             losses.append((loss(real_Y, ones) + loss(fake_Y, zeros)) / 2)
     autograd.backward(losses)
     trainer_D.step(batch_size)
-    return _total(losses)
+    return _total(losses), fakes
 
 
 @contextlib.contextmanager
@@ -67,25 +63,38 @@ def _no_weight_grads(net):
             p.grad_req = req
 
 
-def update_G(Z, net_D, net_G, loss, trainer_G):
-    """Update the generator; return the batch's summed loss as a scalar on Z's device.
+def _step_G(generate, net_D, loss, trainer_G):
+    """update_G's work on the per-device images `generate()` gives while recording.
 
-    Same maths as d2l.update_G; it only skips the discriminator's weight gradients, which
-    trainer_G never reads (and update_D overwrites): about a third of its backward pass."""
-    Zs, = _shards(Z)
-    batch_size = sum(Z.shape[0] for Z in Zs)
+    It skips the discriminator's weight gradients, which trainer_G never reads (and update_D
+    overwrites): about a third of the backward pass."""
     losses = []
     with _no_weight_grads(net_D):
         with autograd.record():
-            for Z in Zs:
-                ones = np.ones((Z.shape[0],), ctx=Z.ctx)
-                fake_X = net_G(Z)
+            for fake_X in generate():
+                ones = np.ones((fake_X.shape[0],), ctx=fake_X.ctx)
                 # Recomputing `fake_Y` is needed since `net_D` is changed
-                fake_Y = net_D(fake_X)
-                losses.append(loss(fake_Y, ones))
+                losses.append(loss(net_D(fake_X), ones))
         autograd.backward(losses)
-    trainer_G.step(batch_size)
+    trainer_G.step(sum(l.shape[0] for l in losses))
     return _total(losses)
+
+
+def update_D(X, Z, net_D, net_G, loss, trainer_D):
+    """Update the discriminator; return the batch's summed loss as a scalar on X's device.
+
+    Same maths as d2l.update_D, but the value is left on the device: `float()` of it equals
+    d2l's return value, and a loop that sums it syncs with the device only when it reads it.
+    X and Z may also be lists of per-device shards (d2l's split_and_load) for data parallelism."""
+    return _step_D(*_shards(X, Z), net_D, net_G, loss, trainer_D)[0]
+
+
+def update_G(Z, net_D, net_G, loss, trainer_G):
+    """Update the generator; return the batch's summed loss as a scalar on Z's device.
+
+    Same maths as d2l.update_G, without the discriminator's unused weight gradients."""
+    Zs, = _shards(Z)
+    return _step_G(lambda: [net_G(Z) for Z in Zs], net_D, loss, trainer_G)
 
 
 # layers whose forward pass is a pure function of weights and input in training mode; MXNet's
@@ -109,29 +118,8 @@ def train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
     images; this step keeps update_D's, with its graph, for update_G's backward pass. Only for a
     generator whose forward pass is pure (see shares_forward): a dropout layer, say, would draw
     a new mask the second time. Returns the summed (loss_D, loss_G) like update_D/update_G."""
-    Xs, Zs = _shards(X, Z)
-    batch_size = sum(X.shape[0] for X in Xs)
-    fakes, losses_D = [], []
-    with autograd.record():
-        for X, Z in zip(Xs, Zs):
-            ones = np.ones((X.shape[0],), ctx=X.ctx)
-            zeros = np.zeros((X.shape[0],), ctx=X.ctx)
-            real_Y = net_D(X)
-            fakes.append(net_G(Z))
-            fake_Y = net_D(fakes[-1].detach())
-            losses_D.append((loss(real_Y, ones) + loss(fake_Y, zeros)) / 2)
-    autograd.backward(losses_D)
-    trainer_D.step(batch_size)
-    losses_G = []
-    with _no_weight_grads(net_D):
-        with autograd.record():
-            for fake_X in fakes:
-                ones = np.ones((fake_X.shape[0],), ctx=fake_X.ctx)
-                # `net_D` has changed, so `fake_Y` is recomputed; `fake_X` has not
-                losses_G.append(loss(net_D(fake_X), ones))
-        autograd.backward(losses_G)
-    trainer_G.step(batch_size)
-    return _total(losses_D), _total(losses_G)
+    loss_D, fakes = _step_D(*_shards(X, Z), net_D, net_G, loss, trainer_D)
+    return loss_D, _step_G(lambda: fakes, net_D, loss, trainer_G)
 
 
 def init_nets(net_D, net_G, device):
