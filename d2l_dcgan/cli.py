@@ -354,14 +354,19 @@ def load_generator(path, device):
     return net_G, latent_dim
 
 
+def device_and_generator(args):
+    """The chosen device (said once) and the generator of --params on it, with its latent size."""
+    device, why = parse_device(args.device)
+    print(f'device: {device} ({why})')
+    return (device,) + load_generator(args.params, device)
+
+
 def run_generate(args):
     import matplotlib
     matplotlib.use('Agg')
     from mxnet import np
     from .plot import save_image_grid
-    device, why = parse_device(args.device)
-    print(f'device: {device} ({why})')
-    net_G, latent_dim = load_generator(args.params, device)
+    device, net_G, latent_dim = device_and_generator(args)
     seed_everything(args.seed)
     Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device)
     out_parent = os.path.dirname(os.path.abspath(args.out))
@@ -392,9 +397,7 @@ def run_evaluate(args):
     from mxnet import np
     from .data import read_images
     from .metrics import sliced_wasserstein, swd_resolutions
-    device, why = parse_device(args.device)
-    print(f'device: {device} ({why})')
-    net_G, latent_dim = load_generator(args.params, device)
+    device, net_G, latent_dim = device_and_generator(args)
     root = data_root(args)
     images, _, _ = read_images(root)
     rng = onp.random.default_rng(args.seed)
