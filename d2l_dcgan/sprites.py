@@ -2,6 +2,7 @@
 
 Colourful little creatures on white, 64x64 PNGs in `root/<kind>/<n>.png`, so that tests and a CPU
 demo can run the chapter's pipeline end to end where pokemon.zip cannot be downloaded."""
+import fcntl
 import json
 import os
 
@@ -70,29 +71,39 @@ def draw_sprite(rng, kind, size=64):
 def make_sprites(root, num_images=512, seed=0, size=64):
     """Write `num_images` sprites under `root` (once; later calls with the same settings reuse them).
 
-    Returns `root`, an ImageFolder root like the extracted pokemon.zip."""
+    Returns `root`, an ImageFolder root like the extracted pokemon.zip. Processes drawing the
+    same set at once take turns (a lock file beside `root`), so none reads a half-drawn set."""
     settings = {'num_images': int(num_images), 'seed': int(seed), 'size': int(size),
                 'kinds': list(KINDS), 'version': 1}
-    marker = os.path.normpath(root) + '.json'  # beside root: ImageFolderDataset warns of files in it
+    base = os.path.normpath(root)
+    os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
+    with open(base + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        _draw_once(root, base + '.json', settings)
+    return root
+
+
+def _draw_once(root, marker, settings):
+    """Draw the set into `root` unless `marker` (beside root: ImageFolderDataset warns of files
+    in it) says it is there with these settings."""
     if os.path.isdir(root) and os.path.exists(marker):
         with open(marker) as f:
             try:
                 if json.load(f) == settings:
-                    return root
+                    return
             except ValueError:  # a marker cut short: draw the set again
                 pass
     if os.path.exists(marker):  # a rewrite cut short must not pass for the old set
         os.remove(marker)
-    rng = onp.random.default_rng(seed)
+    rng = onp.random.default_rng(settings['seed'])
     for kind in KINDS:
         folder = os.path.join(root, kind)
         os.makedirs(folder, exist_ok=True)
         for name in os.listdir(folder):  # sprites of earlier settings, e.g. a larger set
             if name.endswith('.png') and name[:-4].isdigit():
                 os.remove(os.path.join(folder, name))
-    for i in range(num_images):
+    for i in range(settings['num_images']):
         kind = KINDS[i % len(KINDS)]
-        draw_sprite(rng, kind, size).save(os.path.join(root, kind, f'{i:05d}.png'))
+        draw_sprite(rng, kind, settings['size']).save(os.path.join(root, kind, f'{i:05d}.png'))
     with open(marker, 'w') as f:
         json.dump(settings, f)
-    return root

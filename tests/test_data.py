@@ -440,3 +440,25 @@ def test_the_real_pokemon_entry():
     url, sha1 = d2l.DATA_HUB['pokemon']
     assert url.startswith(d2l.DATA_URL) and url.endswith('/pokemon.zip')
     assert sha1 == 'c065c0e2593b8b161a2d7873e42418bf6a21106c' == d2l_dcgan.data.POKEMON_SHA1
+
+
+def test_make_sprites_in_several_processes_at_once(tmp_path):
+    """Runs sharing a --cache-dir draw the set once and never read it half drawn."""
+    import subprocess
+    import sys
+    import time
+    root = tmp_path / 'sprites'
+    code = ('import sys, d2l_dcgan.sprites as s, numpy as np, PIL.Image as I, glob; '
+            's.make_sprites(sys.argv[1], num_images=400); '
+            'paths = sorted(glob.glob(sys.argv[1] + "/*/*.png")); '
+            'print(len(paths), sum(int(np.asarray(I.open(p)).sum()) for p in paths))')
+    # started one after another, so that later ones find the set mid-drawing
+    procs = []
+    for _ in range(3):
+        procs.append(subprocess.Popen([sys.executable, '-c', code, str(root)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        time.sleep(0.4)
+    sums = [p.communicate(timeout=300)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(sums)) == 1 and sums[0].startswith('400 '), sums
+    assert len(list(root.glob('*/*.png'))) == 400
