@@ -394,17 +394,16 @@ def evaluate_parser(prog=None):
 
 def run_evaluate(args):
     import numpy as onp
-    from mxnet import np
     from .data import read_images
     from .metrics import sliced_wasserstein, swd_resolutions
+    from .model import sample
     device, net_G, latent_dim = device_and_generator(args)
     root = data_root(args)
     images, _, _ = read_images(root)
     rng = onp.random.default_rng(args.seed)
     real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
     Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
-    fake = onp.concatenate([net_G(np.array(Z[i:i + 256], ctx=device)).asnumpy()
-                            for i in range(0, len(Z), 256)])
+    fake = sample(net_G, Z, device)
     levels, mean = sliced_wasserstein(real, fake, seed=args.seed)
     sizes = swd_resolutions(real.shape[1])
     print(f'SWD x1e3 to the data ({len(real)} generated vs {len(real)} real images of {root}): '

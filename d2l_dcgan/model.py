@@ -54,3 +54,12 @@ def discriminator(n_D=64, alpha=0.2):
               D_block(n_D*8, alpha=alpha),  # Output: (64 * 8, 4, 4)
               nn.Conv2D(1, kernel_size=4, use_bias=False))  # Output: (1, 1, 1)
     return net_D
+
+
+def sample(net_G, Z, device, chunk=256):
+    """net_G's images for the noise Z (a NumPy array), in inference mode, as NumPy (N, C, H, W)
+    in [-1, 1]; `chunk` vectors at a time, so a large Z fits in device memory."""
+    import numpy as onp
+    from mxnet import np
+    return onp.concatenate([net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
+                            for i in range(0, len(Z), chunk)])

@@ -211,13 +211,9 @@ class _Progress:
 def generate_u8(net_G, Z, device, chunk=256):
     """Generated images as uint8 (N, 64, 64, 1), rounded like a saved PNG."""
     import numpy as onp
-    from mxnet import np
-    out = []
-    for i in range(0, len(Z), chunk):
-        X = net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
-        out.append(onp.clip(onp.round((X / 2 + 0.5) * 255), 0, 255).astype(onp.uint8)
-                   .transpose(0, 2, 3, 1))
-    return onp.concatenate(out)
+    from d2l_dcgan.model import sample
+    X = sample(net_G, Z, device, chunk)
+    return onp.clip(onp.round((X / 2 + 0.5) * 255), 0, 255).astype(onp.uint8).transpose(0, 2, 3, 1)
 
 
 def judge_categories(gen, probs, real, real_labels, args):

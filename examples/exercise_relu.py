@@ -86,43 +86,10 @@ def apply_budget(args):
 
 def load_images(args):
     """(root, uint8 images (N, 64, 64, 3)) of the chosen dataset, decoded once."""
-    from d2l_dcgan.cli import prepare_cache_dir
-    from d2l_dcgan.data import download_extract, read_images
-    from d2l_dcgan.sprites import make_sprites
-    if args.data_dir:
-        root = args.data_dir
-    elif args.dataset == 'sprites':
-        prepare_cache_dir(args.cache_dir)
-        root = make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
-                            num_images=args.num_sprites)
-    else:
-        prepare_cache_dir(args.cache_dir)
-        root = download_extract('pokemon', args.cache_dir)
-    images, _, _ = read_images(root, size=64)
-    return root, images
-
-
-def make_loader(images, batch_size):
-    """The chapter's DataLoader over decoded images: (X, y), X (B, 3, 64, 64) in [-1, 1]."""
-    import numpy as onp
-    from mxnet import gluon, np
-    from d2l_dcgan.data import to_tensor
-
-    def batchify(samples):
-        X, y = zip(*samples)
-        return to_tensor(onp.stack(X)), np.array(onp.asarray(y), dtype='int32')
-
-    dataset = gluon.data.ArrayDataset(images, onp.zeros(len(images), 'int32'))
-    return gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                                 last_batch='keep', batchify_fn=batchify)
-
-
-def generate(net_G, Z, device, chunk=256):
-    """Generated images (N, C, 64, 64) in [-1, 1] as numpy, in inference mode, in chunks."""
-    import numpy as onp
-    from mxnet import np
-    return onp.concatenate([net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
-                            for i in range(0, len(Z), chunk)])
+    from d2l_dcgan.cli import data_root
+    from d2l_dcgan.data import read_images
+    root = data_root(args)
+    return root, read_images(root, size=64)[0]
 
 
 class _NoAnimator:
@@ -135,7 +102,7 @@ class _NoAnimator:
 def run_variant(name, alpha, args, loader, real_ref, Z, device):
     from d2l_dcgan import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
-    from d2l_dcgan.model import discriminator, generator
+    from d2l_dcgan.model import discriminator, generator, sample
     from d2l_dcgan.train import train
 
     net_G, net_D = generator(args.n_G), discriminator(args.n_D, alpha)
@@ -143,7 +110,7 @@ def run_variant(name, alpha, args, loader, real_ref, Z, device):
 
     def on_epoch_end(record, net_D, net_G):
         start = time.perf_counter()
-        fake = generate(net_G, Z, device)
+        fake = sample(net_G, Z, device)
         levels, swd = sliced_wasserstein(fake, real_ref, seed=args.seed)
         epochs.append({'epoch': record['epoch'], 'loss_D': float(record['loss_D']),
                        'loss_G': float(record['loss_G']),  # finite: train() checks
@@ -298,6 +265,7 @@ def main(args):
     matplotlib.use('Agg')
     import numpy as onp
     from d2l_dcgan.cli import parse_device, write_json
+    from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
 
@@ -321,7 +289,7 @@ def main(args):
         floor = sliced_wasserstein(real_ref, images[onp.sort(order[k:2 * k])], seed=args.seed)[1]
         print(f'real vs real SWD ({k} vs {k} other images): {floor:.2f}')
     Z = rng.standard_normal((k, args.latent_dim, 1, 1), dtype='float32')  # both runs' SWD noise
-    loader = make_loader(images, args.batch_size)
+    loader = array_loader(images, onp.zeros(len(images), 'int32'), args.batch_size)
 
     results, samples = {}, {}
     for name, alpha in (('leaky', args.alpha), ('relu', 0.0)):
