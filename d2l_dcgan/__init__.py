@@ -1,7 +1,11 @@
 """d2l_dcgan: the DCGAN chapter of Dive into Deep Learning as an MXNet Gluon package."""
 __version__ = '0.1.0'
 
+from .cpu import set_mxnet_threads
 from .gpu import preload_cuda_libraries
+
+# MXNet would use half the cores on a CPU without hyper-threads; it reads this once, at import
+_MXNET_THREADS = set_mxnet_threads()
 
 # mxnet-cu112 ships none of the CUDA 11 libraries it links: load pip's before `import mxnet`
 _CUDA = preload_cuda_libraries()

@@ -1,0 +1,71 @@
+"""How many OpenMP threads MXNet's CPU operators use, decided before MXNet loads.
+
+MXNet 1.9.1 (src/engine/openmp.cc) gives its operators half of the CPUs on x86, assuming two
+hyper-threads per core. On a machine without SMT (most cloud VMs, this project's 2-core CI)
+that leaves half the cores idle: every convolution and GEMM runs at half speed. We count the
+cores instead and tell MXNet through its own MXNET_OMP_MAX_THREADS, which (unlike
+OMP_NUM_THREADS) leaves NumPy's and other libraries' thread pools alone."""
+import math
+import os
+import sys
+
+_SYS_CPU = '/sys/devices/system/cpu'
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(root='/sys/fs/cgroup'):
+    """CPUs a container's CFS quota allows (rounded up), or None without a quota."""
+    v2 = _read(os.path.join(root, 'cpu.max'))  # "max 100000" or "200000 100000"
+    if v2:
+        quota, _, period = v2.partition(' ')
+    else:
+        quota = _read(os.path.join(root, 'cpu', 'cpu.cfs_quota_us'))  # -1 without a quota
+        period = _read(os.path.join(root, 'cpu', 'cpu.cfs_period_us'))
+    try:
+        quota, period = int(quota), int(period)
+    except (TypeError, ValueError):
+        return None
+    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
+
+
+def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root='/sys/fs/cgroup'):
+    """Cores this process may run on: CPUs in its affinity mask, hyper-thread siblings counted
+    once, capped by a cgroup CPU quota. None where Linux's sysfs does not tell."""
+    if cpus is None:
+        if not hasattr(os, 'sched_getaffinity'):
+            return None
+        cpus = os.sched_getaffinity(0)
+    cores = set()
+    for cpu in cpus:
+        siblings = _read(f'{sys_cpu}/cpu{cpu}/topology/thread_siblings_list')
+        if siblings is None:
+            return None
+        cores.add(siblings)  # every sibling of a core lists the same set, e.g. "0,8" or "0-1"
+    if not cores:
+        return None
+    limit = cgroup_cpu_limit(cgroup_root)
+    return min(len(cores), limit) if limit else len(cores)
+
+
+THREAD_VARIABLES = ('MXNET_OMP_MAX_THREADS', 'OMP_NUM_THREADS')
+
+
+def set_mxnet_threads(env=None, modules=None, cores=None):
+    """Set MXNET_OMP_MAX_THREADS to the physical core count, if nobody chose a thread count and
+    MXNet is not loaded yet (it reads the variable once). Returns the count set, else None."""
+    env = os.environ if env is None else env
+    modules = sys.modules if modules is None else modules
+    if 'mxnet' in modules or any(env.get(v) for v in THREAD_VARIABLES):
+        return None
+    cores = physical_cores() if cores is None else cores
+    if not cores:
+        return None
+    env['MXNET_OMP_MAX_THREADS'] = str(cores)
+    return cores
