@@ -9,21 +9,35 @@ What it measures, every number a ratio or a rate taken in this one run (the mach
 
 * end to end, one epoch including data loading: "chapter" (the book's nn.Block nets, d2l.update_D /
   update_G with their float() per step, its ImageFolderDataset + transforms DataLoader with d2l's
-  worker processes) against "ours" (d2l_dcgan.train on load_image_folder), both after an untimed
-  warm-up; examples/sec, ratio, achieved GFLOP/s and % of a matmul peak;
+  worker processes, MXNet's own OpenMP thread count, as in the book's notebook) against "ours"
+  (d2l_dcgan.train on load_image_folder, with the thread count `import d2l_dcgan` sets), both
+  after an untimed warm-up; examples/sec, ratio, achieved GFLOP/s and % of a matmul peak. A third
+  variant, "chapter_threads", is the chapter's code with d2l_dcgan's thread count: it splits the
+  gain into the threads' share and the code's;
 * the input pipelines alone (images/sec, no training) against our training step alone (examples/sec
   on a batch already on the device): a pipeline that delivers >= 5x the step never starves it;
 * peak resident memory of each variant's process.
 
-Each repetition runs each variant in a fresh subprocess (`--only chapter|ours`, one JSON line back),
-alternating which goes first, so drift and noise hit both alike and memory is measured per variant.
+Each repetition runs each variant in a fresh subprocess (`--only VARIANT`, one JSON line back),
+reversing the order every repetition, so drift and noise hit all alike and memory is measured per
+variant.
 """
 import os
+import sys
 
-# Snapshot the threading/MXNet environment before anything is imported, to report whether
-# importing d2l_dcgan (or mxnet/d2l) changes it; both variants' processes inherit the same one.
+# Snapshot the threading/MXNet environment before anything is imported, to report what importing
+# d2l_dcgan (or mxnet/d2l) changes; every variant's process inherits the same one.
 ENV_PREFIXES = ('OMP_', 'KMP_', 'MKL_', 'OPENBLAS_', 'MXNET_', 'CUDA_VISIBLE')
 ENV_BEFORE_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+CHILD_ENV = dict(os.environ)  # what the variants' processes start from
+
+# The chapter's notebook imports MXNet itself, which then picks its own OpenMP thread count;
+# d2l_dcgan sets the count only when it is imported before MXNet (d2l_dcgan/cpu.py).
+if '--only' in sys.argv[:-1] and sys.argv[sys.argv.index('--only') + 1] == 'chapter':
+    import mxnet  # noqa: F401
+# Every variant's process imports the package, so npx.set_np() and the like apply to all; only
+# its thread count does not reach "chapter" (MXNet was loaded first there).
+import d2l_dcgan  # noqa: E402
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -32,7 +46,6 @@ import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -42,10 +55,6 @@ from mxnet import gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 from d2l import mxnet as d2l  # noqa: E402
 
-# Both variants' processes import the package, so whatever it sets at import time (npx.set_np(),
-# possibly env vars or engine settings) applies to the chapter's run too.
-import d2l_dcgan  # noqa: E402
-
 ENV_AFTER_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
 
 npx.set_np()  # the chapter's first cell; d2l_dcgan does the same at import
@@ -53,7 +62,7 @@ npx.set_np()  # the chapter's first cell; d2l_dcgan does the same at import
 CHAPTER_BATCH_SIZE = 256
 ISSUE_GFLOP_PER_EXAMPLE = 2.7  # quoted in the issue for n_G = n_D = 64
 LR, LATENT_DIM = 0.005, 100  # the chapter's
-VARIANTS = ('chapter', 'ours')
+VARIANTS = ('chapter', 'chapter_threads', 'ours')
 RESULT_PREFIX = 'THROUGHPUT_RESULT '
 
 
@@ -298,10 +307,12 @@ def run_ours(args, data_dir, device):
 
 def run_one_variant(args):
     device = parse_device(args.device)
-    run = run_chapter if args.only == 'chapter' else run_ours
+    run = run_ours if args.only == 'ours' else run_chapter
     out = run(args, args.data_dir, device)
     out.update(variant=args.only, device=str(device), pid=os.getpid(),
-               env_changed_by_imports=env_diff(ENV_BEFORE_IMPORTS, ENV_AFTER_IMPORTS))
+               env_changed_by_imports=env_diff(ENV_BEFORE_IMPORTS, ENV_AFTER_IMPORTS),
+               # MXNet's own GEMM in this process: shows the OpenMP thread count at work
+               mxnet_matmul_gflops=matmul_peak_gflops(device=device, library='mxnet'))
     print(RESULT_PREFIX + json.dumps(out), flush=True)
 
 
@@ -358,9 +369,10 @@ def training_step_flops(width):
             'step': 9 * D + 4 * G}
 
 
-def matmul_peak_gflops(n=2048, repeats=5, device=None):
-    """Best-of-`repeats` float32 n x n matmul, 2 n^3 / t: numpy on the host, or mx.np on a GPU."""
-    if device is not None and device.device_type != 'cpu':
+def matmul_peak_gflops(n=2048, repeats=5, device=None, library='numpy'):
+    """Best-of-`repeats` float32 n x n matmul, 2 n^3 / t: numpy on the host, or mx.np on a GPU
+    (or on the CPU with library='mxnet')."""
+    if library == 'mxnet' or (device is not None and device.device_type != 'cpu'):
         a = np.random.uniform(size=(n, n), ctx=device).astype('float32')
         mm = lambda: np.dot(a, a).wait_to_read()  # noqa: E731
     else:
@@ -406,7 +418,7 @@ def child_command(args, variant, data_dir):
 def run_child(args, variant, data_dir):
     # stderr passes through (warnings stay visible); stdout carries the one result line
     proc = subprocess.run(child_command(args, variant, data_dir), stdout=subprocess.PIPE,
-                          text=True, env=os.environ.copy())
+                          text=True, env=CHILD_ENV)
     lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         sys.stdout.write(proc.stdout)
@@ -435,7 +447,7 @@ def summarize(runs, flops, peak):
         s[v] = {key: median_of(recs, key) for key in (
             'examples_per_sec', 'pipeline_images_per_sec', 'pipeline_to_device_images_per_sec',
             'decode_images_per_sec', 'step_examples_per_sec', 'rss_self_mib',
-            'rss_largest_worker_mib', 'rss_after_data_mib')}
+            'rss_largest_worker_mib', 'rss_after_data_mib', 'mxnet_matmul_gflops')}
         s[v]['examples_per_sec_per_rep'] = [r['examples_per_sec'] for r in recs]
         if v == 'ours':
             s[v]['train_reported_examples_per_sec'] = statistics.median(
@@ -447,34 +459,43 @@ def summarize(runs, flops, peak):
     s['ours']['step_percent_of_peak'] = 100 * s['ours']['step_gflops'] / peak
     for v in VARIANTS:
         s[v]['pipeline_over_step'] = s[v]['pipeline_images_per_sec'] / step
-    per_rep = [o['examples_per_sec'] / c['examples_per_sec']
-               for c, o in zip(runs['chapter'], runs['ours'])]
-    s['ratio_ours_over_chapter'] = s['ours']['examples_per_sec'] / s['chapter']['examples_per_sec']
-    s['ratio_ours_over_chapter_per_rep'] = per_rep
+    for num, den in (('ours', 'chapter'), ('ours', 'chapter_threads'),
+                     ('chapter_threads', 'chapter')):
+        key = f'ratio_{num}_over_{den}'
+        s[key] = s[num]['examples_per_sec'] / s[den]['examples_per_sec']
+        s[key + '_per_rep'] = [n['examples_per_sec'] / d['examples_per_sec']
+                               for n, d in zip(runs[num], runs[den])]
     return s
 
 
 def print_report(rep):
     a, s, f = rep['settings'], rep['summary'], rep['flops_per_example']
     ch, ours = s['chapter'], s['ours']
+    names = {'chapter': 'chapter (nn.Block, d2l.update_*, DataLoader)',
+             'chapter_threads': "chapter, d2l_dcgan's OpenMP threads",
+             'ours': 'ours (d2l_dcgan.train, load_image_folder)'}
     fmt = lambda xs: ', '.join(f'{x:.1f}' for x in xs)  # noqa: E731
     print(f"\nd2l_dcgan throughput: {a['data']}, batch {a['batch_size']} (the chapter uses "
           f"{CHAPTER_BATCH_SIZE}), {a['device']}, n_G = n_D = {a['width']}, {a['reps']} reps x "
           f"{a['epochs']} timed epoch(s) of {a['steps_per_epoch']} steps after a {a['warmup_batches']}-batch "
-          f"warm-up, alternating order")
-    print(f"MXNet {mx.__version__}, {os.cpu_count()} CPUs; threading env: "
-          f"{rep['env']['threading_env'] or 'none set'}; changed by importing d2l_dcgan: "
-          f"{rep['env']['changed_by_imports'] or 'nothing'} (both variants run with the same env)")
+          f"warm-up, order reversed every rep")
+    print(f"MXNet {mx.__version__}, {os.cpu_count()} CPUs; threading env given: "
+          f"{rep['env']['threading_env'] or 'none set'}; importing d2l_dcgan first sets: "
+          f"{rep['env']['changed_by_imports'] or 'nothing'} (not in the chapter's process)")
     print('\nend to end, whole epochs incl. data loading   examples/s (median)   per rep        '
-          'GFLOP/s   % of matmul peak')
-    for name, v in (('chapter (nn.Block, d2l.update_*, DataLoader)', ch),
-                    ('ours (d2l_dcgan.train, load_image_folder)', ours)):
-        print(f"  {name:<45}{v['examples_per_sec']:>9.1f}            "
-              f"{fmt(v['examples_per_sec_per_rep']):<15}{v['gflops']:>6.1f}    {v['percent_of_peak']:>5.1f}%")
+          'GFLOP/s   % of matmul peak   MXNet matmul GFLOP/s')
+    for v in VARIANTS:
+        r = s[v]
+        print(f"  {names[v]:<45}{r['examples_per_sec']:>9.1f}            "
+              f"{fmt(r['examples_per_sec_per_rep']):<15}{r['gflops']:>6.1f}    "
+              f"{r['percent_of_peak']:>5.1f}%            {r['mxnet_matmul_gflops']:>6.1f}")
     print(f"  ours as reported by train()'s history        {ours['train_reported_examples_per_sec']:>9.1f}")
-    paired = s['ratio_ours_over_chapter_per_rep']
-    print(f"  ratio ours/chapter: {s['ratio_ours_over_chapter']:.2f}x of the medians; per rep "
-          f"{', '.join(f'{x:.2f}' for x in paired)} (median {statistics.median(paired):.2f}x)")
+    for num, den in (('ours', 'chapter'), ('ours', 'chapter_threads'),
+                     ('chapter_threads', 'chapter')):
+        key = f'ratio_{num}_over_{den}'
+        paired = s[key + '_per_rep']
+        print(f"  ratio {num}/{den}: {s[key]:.2f}x of the medians; per rep "
+              f"{', '.join(f'{x:.2f}' for x in paired)} (median {statistics.median(paired):.2f}x)")
     print('\ninput pipeline alone vs training step alone (medians)')
     print(f"  decode once (load_image_folder, excluded above)  {ours['decode_images_per_sec']:>9.0f} images/s")
     print(f"  chapter DataLoader ({a['chapter_workers']} workers), one epoch      "
@@ -482,8 +503,8 @@ def print_report(rep):
     print(f"  ours load_image_folder, one epoch               {ours['pipeline_images_per_sec']:>9.0f} "
           f"images/s = {ours['pipeline_over_step']:.1f}x the step (target >= 5x: "
           f"{'met' if ours['pipeline_over_step'] >= 5 else 'NOT met'})")
-    for name, v in (('chapter', ch), ('ours', ours)):
-        if v.get('pipeline_to_device_images_per_sec'):
+    for name, v in s.items():
+        if isinstance(v, dict) and v.get('pipeline_to_device_images_per_sec'):
             print(f"  {name} + as_in_ctx({a['device']})  {v['pipeline_to_device_images_per_sec']:>9.0f} images/s")
     print(f"  training step alone (ours, batch on device)     {ours['step_examples_per_sec']:>9.1f} "
           f"examples/s = {ours['step_gflops']:.1f} GFLOP/s, {ours['step_percent_of_peak']:.1f}% of peak")
@@ -528,7 +549,7 @@ def run_benchmark(args):
                      'data_dir': data_dir, 'data': data_desc, 'num_images': num_images,
                      'device': str(device), 'steps_per_epoch': -(-num_images // args.batch_size),
                      'chapter_workers': d2l.get_dataloader_workers()},
-        'env': {'threading_env': ENV_AFTER_IMPORTS,
+        'env': {'threading_env': ENV_BEFORE_IMPORTS,
                 'changed_by_imports': env_diff(ENV_BEFORE_IMPORTS, ENV_AFTER_IMPORTS),
                 'mxnet': mx.__version__, 'python': platform.python_version(),
                 'cpus': os.cpu_count(), 'machine': platform.machine()},
