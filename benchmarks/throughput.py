@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Throughput of the chapter's DCGAN code against d2l_dcgan's, on the same data, batch and device.
 
-    python benchmarks/throughput.py                      # 512 sprites, batch 64, 3 reps (~5 min, 2-core CPU)
+    python benchmarks/throughput.py                      # 512 sprites, batch 64, 3 reps (~4 min, 2-core CPU)
     python benchmarks/throughput.py --batch-size 256     # the chapter's batch size
     python benchmarks/throughput.py --data-dir ../data/pokemon --device gpu:0 --json out.json
 
