@@ -34,7 +34,9 @@ CHILD_ENV = dict(os.environ)  # what the variants' processes start from
 # The chapter's notebook imports MXNet itself, which then picks its own OpenMP thread count;
 # d2l_dcgan sets the count only when it is imported before MXNet (d2l_dcgan/cpu.py).
 if '--only' in sys.argv[:-1] and sys.argv[sys.argv.index('--only') + 1] == 'chapter':
+    import warnings
     import mxnet  # noqa: F401
+    warnings.filterwarnings('ignore', 'mxnet was imported before d2l_dcgan')  # on purpose here
 # Every variant's process imports the package, so npx.set_np() and the like apply to all; only
 # its thread count does not reach "chapter" (MXNet was loaded first there).
 import d2l_dcgan  # noqa: E402

@@ -7,7 +7,9 @@ cores instead and tell MXNet through its own MXNET_OMP_MAX_THREADS, which (unlik
 OMP_NUM_THREADS) leaves NumPy's and other libraries' thread pools alone."""
 import math
 import os
+import platform
 import sys
+import warnings
 
 _SYS_CPU = '/sys/devices/system/cpu'
 
@@ -57,15 +59,31 @@ def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root='/sys/fs/cgroup'):
 THREAD_VARIABLES = ('MXNET_OMP_MAX_THREADS', 'OMP_NUM_THREADS')
 
 
-def set_mxnet_threads(env=None, modules=None, cores=None):
+def mxnet_default_threads(cpus=None, machine=None):
+    """The thread count MXNet 1.9.1 picks when none is set: the CPUs, halved on x86."""
+    cpus = len(os.sched_getaffinity(0)) if cpus is None else cpus
+    machine = (machine or platform.machine()).lower()
+    return max(1, cpus >> 1) if machine in ('x86_64', 'amd64', 'i386', 'i686') else cpus
+
+
+def set_mxnet_threads(env=None, modules=None, cores=None, mxnet_default=None):
     """Set MXNET_OMP_MAX_THREADS to the physical core count, if nobody chose a thread count and
-    MXNet is not loaded yet (it reads the variable once). Returns the count set, else None."""
+    MXNet is not loaded yet (it reads the variable once). Returns the count set, else None.
+    Warns if MXNet was loaded first with fewer threads than cores, since nothing can fix it then."""
     env = os.environ if env is None else env
     modules = sys.modules if modules is None else modules
-    if 'mxnet' in modules or any(env.get(v) for v in THREAD_VARIABLES):
+    if any(env.get(v) for v in THREAD_VARIABLES):
         return None
     cores = physical_cores() if cores is None else cores
     if not cores:
+        return None
+    if 'mxnet' in modules:
+        used = mxnet_default_threads() if mxnet_default is None else mxnet_default
+        if used < cores:
+            warnings.warn(
+                f'mxnet was imported before d2l_dcgan, so MXNet runs its CPU operators on {used} '
+                f'of {cores} cores; import d2l_dcgan first, or start Python with '
+                f'MXNET_OMP_MAX_THREADS={cores}', RuntimeWarning, stacklevel=3)
         return None
     env['MXNET_OMP_MAX_THREADS'] = str(cores)
     return cores

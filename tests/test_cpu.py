@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from d2l_dcgan.cpu import cgroup_cpu_limit, physical_cores, set_mxnet_threads
+from d2l_dcgan.cpu import (cgroup_cpu_limit, mxnet_default_threads, physical_cores,
+                           set_mxnet_threads)
 
 
 def fake_sysfs(tmp_path, siblings):
@@ -76,10 +77,25 @@ def test_a_users_choice_is_kept(env):
     assert chosen == env
 
 
-def test_too_late_once_mxnet_is_loaded():
+def test_too_late_once_mxnet_is_loaded_and_the_user_is_told():
     env = {}
-    assert set_mxnet_threads(env, modules={'mxnet': object()}, cores=6) is None
+    with pytest.warns(RuntimeWarning, match='on 3 of 6 cores.*MXNET_OMP_MAX_THREADS=6'):
+        assert set_mxnet_threads(env, modules={'mxnet': object()}, cores=6,
+                                 mxnet_default=3) is None
     assert env == {}
+
+
+def test_no_warning_where_mxnet_already_uses_every_core(recwarn):
+    assert set_mxnet_threads({}, modules={'mxnet': object()}, cores=4, mxnet_default=4) is None
+    assert set_mxnet_threads({'OMP_NUM_THREADS': '1'}, modules={'mxnet': object()}, cores=4,
+                             mxnet_default=1) is None
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize('cpus, machine, threads', [
+    (2, 'x86_64', 1), (16, 'AMD64', 8), (1, 'x86_64', 1), (8, 'aarch64', 8)])
+def test_mxnets_own_count_halves_the_cpus_on_x86(cpus, machine, threads):
+    assert mxnet_default_threads(cpus, machine) == threads
 
 
 def test_unknown_core_count_leaves_mxnets_default():
