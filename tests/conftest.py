@@ -1,4 +1,6 @@
 """Shared fixtures of tests/test_data.py and tests/test_cli.py: small image folders on disk."""
+import d2l_dcgan  # noqa: F401  before any test module's mxnet/d2l import: MXNet's thread count
+
 import numpy as onp
 import pytest
 from PIL import Image

@@ -179,8 +179,11 @@ def compare_one_and_two_devices():
         for p1, p2 in zip(net1.collect_params().values(), net2.collect_params().values()):
             if p2.grad_req == 'null':  # BatchNorm's running statistics: each device has its own
                 continue
+            # Adam's first step moves a weight by about lr * sign(gradient), so a gradient near
+            # zero, whose last bits depend on the summation order (and thread count), may move by
+            # a sliver of lr; a wrong gradient sum would be off by ~lr = 5e-3 almost everywhere.
             onp.testing.assert_allclose(p2.data(mx.cpu(1)).asnumpy(), p1.data().asnumpy(),
-                                        rtol=1e-5, atol=1e-5)
+                                        rtol=1e-5, atol=1e-4)
             # the replicas stay identical after a step
             assert (p2.data(mx.cpu(0)).asnumpy() == p2.data(mx.cpu(1)).asnumpy()).all()
 
