@@ -65,6 +65,7 @@ CHAPTER_BATCH_SIZE = 256
 ISSUE_GFLOP_PER_EXAMPLE = 2.7  # quoted in the issue for n_G = n_D = 64
 LR, LATENT_DIM = 0.005, 100  # the chapter's
 VARIANTS = ('chapter', 'chapter_threads', 'ours')
+RATIOS = (('ours', 'chapter'), ('ours', 'chapter_threads'), ('chapter_threads', 'chapter'))
 RESULT_PREFIX = 'THROUGHPUT_RESULT '
 
 
@@ -461,8 +462,7 @@ def summarize(runs, flops, peak):
     s['ours']['step_percent_of_peak'] = 100 * s['ours']['step_gflops'] / peak
     for v in VARIANTS:
         s[v]['pipeline_over_step'] = s[v]['pipeline_images_per_sec'] / step
-    for num, den in (('ours', 'chapter'), ('ours', 'chapter_threads'),
-                     ('chapter_threads', 'chapter')):
+    for num, den in RATIOS:
         key = f'ratio_{num}_over_{den}'
         s[key] = s[num]['examples_per_sec'] / s[den]['examples_per_sec']
         s[key + '_per_rep'] = [n['examples_per_sec'] / d['examples_per_sec']
@@ -492,8 +492,7 @@ def print_report(rep):
               f"{fmt(r['examples_per_sec_per_rep']):<15}{r['gflops']:>6.1f}    "
               f"{r['percent_of_peak']:>5.1f}%            {r['mxnet_matmul_gflops']:>6.1f}")
     print(f"  ours as reported by train()'s history        {ours['train_reported_examples_per_sec']:>9.1f}")
-    for num, den in (('ours', 'chapter'), ('ours', 'chapter_threads'),
-                     ('chapter_threads', 'chapter')):
+    for num, den in RATIOS:
         key = f'ratio_{num}_over_{den}'
         paired = s[key + '_per_rep']
         print(f"  ratio {num}/{den}: {s[key]:.2f}x of the medians; per rep "
