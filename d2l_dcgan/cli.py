@@ -49,6 +49,15 @@ NON_NEGATIVE_INT, NON_NEGATIVE_FLOAT = number(int, 0), number(float, 0)
 SEED = number(int, 0, 2**32)  # NumPy's global generator takes no other seeds
 
 
+def apply_budget(args, small, full):
+    """Fill the flags left at None from the `full` preset with --full, else from `small`: the
+    exercise scripts' budgets (a dict of flag name -> value each)."""
+    for name, value in (full if args.full else small).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
 def parse_device(spec):
     """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen); a GPU only
     if MXNet sees it and was built for its compute capability."""

@@ -112,14 +112,6 @@ def parser():
     return p
 
 
-def apply_budget(args):
-    preset = FULL if args.full else SMALL
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
-
-
 # ---------------------------------------------------------------------------------------------
 # the judge: d2l's LeNet with batch normalization (sec_batch_norm, concise implementation)
 
@@ -365,7 +357,7 @@ def main(args, onednn_off=False):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import parse_device, save_params, write_json
+    from d2l_dcgan.cli import apply_budget, parse_device, save_params, write_json
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.fashion import (FASHION_CLASSES, array_loader, load_fashion_mnist_arrays,
                                    resize_images)
@@ -376,7 +368,7 @@ def main(args, onednn_off=False):
 
     from mxnet.base import MXNetError
 
-    apply_budget(args)
+    apply_budget(args, SMALL, FULL)
     device, why = parse_device(args.device)
     print(f'device: {device} ({why})')
     if onednn_off and device.device_type == 'cpu':

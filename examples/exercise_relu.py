@@ -76,14 +76,6 @@ def parser():
     return p
 
 
-def apply_budget(args):
-    preset = FULL if args.full else SMALL
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
-
-
 def load_images(args):
     """(root, uint8 images (N, 64, 64, 3)) of the chosen dataset, decoded once."""
     from d2l_dcgan.cli import data_root
@@ -264,12 +256,12 @@ def main(args):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import parse_device, write_json
+    from d2l_dcgan.cli import apply_budget, parse_device, write_json
     from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
 
-    apply_budget(args)
+    apply_budget(args, SMALL, FULL)
     device, why = parse_device(args.device)
     print(f'device: {device} ({why})')
     out = args.out_dir
