@@ -33,13 +33,14 @@ from .fashion import (FASHION_CLASSES, read_idx, load_fashion_mnist_arrays,  # n
                       load_fashion_mnist)
 from .metrics import sliced_wasserstein  # noqa: E402
 from .train import update_D, update_G, train, init_nets  # noqa: E402
+from .run import fit  # noqa: E402
 from .plot import (GANAnimator, show_images, plot_leaky_relu,  # noqa: E402
                    sample_grid, save_image_grid)
 
 __all__ = [
     'DCGANError', 'G_block', 'D_block', 'generator', 'discriminator',
     'load_pokemon', 'load_image_folder', 'read_images', 'download', 'download_extract',
-    'make_sprites', 'update_D', 'update_G', 'train', 'init_nets',
+    'make_sprites', 'update_D', 'update_G', 'train', 'init_nets', 'fit',
     'GANAnimator', 'show_images', 'plot_leaky_relu', 'sample_grid',
     'save_image_grid', 'FASHION_CLASSES', 'read_idx', 'load_fashion_mnist_arrays',
     'load_fashion_mnist', 'sliced_wasserstein',

@@ -58,13 +58,6 @@ def apply_budget(args, small, full):
     return args
 
 
-def parse_device(spec):
-    """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen); a GPU only
-    if MXNet sees it and was built for its compute capability."""
-    from .gpu import select_device
-    return select_device(spec)
-
-
 def seed_everything(seed):
     import mxnet as mx
     import numpy as onp
@@ -237,12 +230,12 @@ def add_data_flags(group):
 
 
 def swd_metric(images, num, latent_dim, seed, device):
-    """epoch_metrics for train(): SWD between `num` generated and `num` real images."""
+    """epoch_metrics for fit(): SWD between `num` generated and `num` real images."""
     import numpy as onp
     from mxnet import np
     from .metrics import sliced_wasserstein
-    from .train import _stream_seed
-    rng = onp.random.default_rng(_stream_seed(seed, 0, 4))
+    from .run import stream
+    rng = stream(seed, 'swd')
     real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
     Z = np.array(rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32'), ctx=device)
 
@@ -259,19 +252,19 @@ def resume_hint(args):
 def run_train(args):
     import matplotlib
     matplotlib.use('Agg')  # headless: the figures go to files
-    import numpy as onp
     from mxnet import np
     from .checkpoint import RunLock, list_checkpoints
+    from .gpu import select_device
     from .model import discriminator, generator
     from .plot import GANAnimator, save_image_grid
-    from .train import _stream_seed, train
+    from .run import fit, fixed_noise
 
     if args.devices:
-        devices = [parse_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
+        devices = [select_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
         device, why = devices[0], 'asked for'
         print(f'devices: {", ".join(map(str, devices))} (data parallel)')
     else:
-        device, why = parse_device(args.device)
+        device, why = select_device(args.device)
         devices = [device]
         print(f'device: {device} ({why})')
     out = prepare_out_dir(args.out_dir)
@@ -291,8 +284,7 @@ def run_train(args):
 
         net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
         # the same noise on resume: drawn from the seed
-        fixed_Z = np.array(onp.random.default_rng(_stream_seed(seed, 0, 2)).standard_normal(
-            (args.num_samples, args.latent_dim, 1, 1), dtype='float32'), ctx=device)
+        fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=device)
         metrics_path = os.path.join(out, 'metrics.json')
         metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
                    'devices': [str(d) for d in devices],
@@ -316,10 +308,9 @@ def run_train(args):
             write_json(metrics_path, metrics)
 
         start = time.time()
-        history = train(
-            net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, device,
-            devices=devices if len(devices) > 1 else None, hybridize=args.hybridize,
-            seed=seed, fixed_Z=fixed_Z, animator=animator, on_epoch_end=on_epoch_end,
+        history = fit(
+            net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
+            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, animator=animator, on_epoch_end=on_epoch_end,
             progress=args.progress, checkpoint_dir=ckpt_dir,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
@@ -365,7 +356,8 @@ def load_generator(path, device):
 
 def device_and_generator(args):
     """The chosen device (said once) and the generator of --params on it, with its latent size."""
-    device, why = parse_device(args.device)
+    from .gpu import select_device
+    device, why = select_device(args.device)
     print(f'device: {device} ({why})')
     return (device,) + load_generator(args.params, device)
 
@@ -420,7 +412,7 @@ def run_evaluate(args):
 
 
 def _run(fn, args):
-    from .train import TrainingInterrupted
+    from .run import TrainingInterrupted
     try:
         fn(args)
     except TrainingInterrupted as e:

@@ -1,5 +1,19 @@
-"""The one exception type the command line turns into a one-line message."""
+"""The one exception type the command line turns into a one-line message, and the check of
+positive arguments that raises it."""
+import math
+import numbers
 
 
 class DCGANError(Exception):
     """A problem with the user's input or environment, explained in one line."""
+
+
+def check_positive(kind=int, **values):
+    """Raise DCGANError unless each value is a positive, finite `kind` (int or float)."""
+    for name, value in values.items():
+        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value) and value > 0
+              and (kind is float or isinstance(value, numbers.Integral)))
+        if not ok:
+            noun = 'integer' if kind is int else 'number'
+            raise DCGANError(f'{name} must be a positive {noun}, got {value!r}')

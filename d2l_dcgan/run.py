@@ -1,0 +1,379 @@
+"""The run layer around the chapter's step: checkpoints and exact resume, a divergence guard,
+SIGINT/SIGTERM, several devices, a progress bar, per-epoch metrics and callbacks.
+
+`fit` trains with the same `train_step` as `train`, so the two cannot drift apart; without a
+seed and a checkpoint folder it draws the same random numbers as `train`, in the same order.
+With a seed, every random draw comes from a named stream seeded by (seed, epoch), so a run
+resumed from a checkpoint replays exactly what an uninterrupted one does."""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import mxnet as mx
+import numpy as onp
+from d2l import mxnet as d2l
+from mxnet import gluon, np
+
+from . import checkpoint as ckpt
+from .errors import DCGANError, check_positive
+from .plot import GANAnimator, sample_grid
+from .train import Accumulator, hybridize, init_nets, make_trainers, train_step
+
+# the random streams of a seeded run; a stream's number is its index (saved runs depend on it)
+STREAMS = ('shuffle', 'noise', 'fixed_noise', 'init', 'swd')
+
+
+def stream_seed(seed, name, epoch=0):
+    """The seed of stream `name` in `epoch` of the run seeded with `seed`."""
+    return int(onp.random.SeedSequence([seed, epoch, STREAMS.index(name)]).generate_state(1)[0])
+
+
+def stream(seed, name, epoch=0):
+    """A NumPy generator of stream `name` in `epoch`."""
+    return onp.random.default_rng(stream_seed(seed, name, epoch))
+
+
+def fixed_noise(seed, num, latent_dim):
+    """The noise of the sample grids: the same for a seed whatever `num` (a prefix of more)."""
+    return stream(seed, 'fixed_noise').standard_normal((num, latent_dim, 1, 1), dtype='float32')
+
+
+@dataclass
+class RunState:
+    """Where a run is; checkpoints save it as state.json and resume from it."""
+    seed: Optional[int]
+    lr: float
+    epoch: int = 1  # the epoch in progress
+    step: int = 0  # its steps done (a resumed epoch skips them)
+    global_step: int = 0
+    history: list = field(default_factory=list)  # one record per finished epoch
+    partial: Optional[dict] = None  # an unfinished epoch's sum_D, sum_G, num_examples, elapsed
+
+    @classmethod
+    def from_json(cls, saved):
+        state = cls(**{k: saved[k] for k in cls.__dataclass_fields__})
+        if state.partial is None:  # saved at the end of its epoch
+            state.epoch, state.step = state.epoch + 1, 0
+        return state
+
+
+class TrainingInterrupted(DCGANError):
+    """SIGINT or SIGTERM arrived; the step in flight finished and a checkpoint was written."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopOnSignal:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second
+    one interrupts at once, for a user who really means it."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum = None
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f'\n{signal.Signals(signum).name}: stopping after this step...', file=sys.stderr)
+
+    def __enter__(self):
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class DivergenceGuard:
+    """A mean loss that is not finite, or above max_loss (logits beyond about +-max_loss), is
+    divergence: 'stop' raises; 'rollback' reloads the last checkpoint at half the learning rate,
+    at most `max_rollbacks` times."""
+    max_loss: float = 100.0
+    on_divergence: str = 'stop'
+    max_rollbacks: int = 3
+    verbose: bool = True
+    rollbacks: int = 0
+
+    def __post_init__(self):
+        if self.on_divergence not in ('stop', 'rollback'):
+            raise DCGANError(f"on_divergence must be 'stop' or 'rollback', got "
+                             f"{self.on_divergence!r}")
+
+    def rolls_back(self, where, loss_D, loss_G, run):
+        """False if the losses are sane; True if `run` is to roll back; else raises."""
+        if math.isfinite(loss_D) and math.isfinite(loss_G) and max(loss_D, loss_G) <= self.max_loss:
+            return False
+        what = f'training diverged at {where} (loss_D {loss_D:.4g}, loss_G {loss_G:.4g})'
+        last = run.last_checkpoint
+        if self.on_divergence == 'stop' or not last or self.rollbacks >= self.max_rollbacks:
+            hint = (f'the last good checkpoint is {last}; resume from it with a lower --lr'
+                    if last else 'no checkpoint was written; try a lower --lr')
+            raise DCGANError(f'{what}; {hint}')
+        self.rollbacks += 1
+        if self.verbose:
+            print(f'{what}: rolling back to {last} with lr {run.state.lr / 2:g}', file=sys.stderr)
+        return True
+
+
+class Progress:
+    """A bar over an epoch's steps, only when stderr is a terminal (tqdm's disable=None). It
+    advances when a step has been computed, one step behind the one just queued, so that the
+    device always has work waiting."""
+
+    def __init__(self, enabled, total, initial, desc):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, unit='batch',
+                        dynamic_ncols=True, disable=None if enabled else True)
+        self.queued = None
+
+    def step(self, loss):
+        if self.bar.disable:
+            return
+        if self.queued is not None:
+            self.queued.wait_to_read()
+            self.bar.update(1)
+        self.queued = loss
+
+    def show(self, loss_D, loss_G):
+        self.bar.set_postfix(loss_D=f'{loss_D:.3f}', loss_G=f'{loss_G:.3f}', refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+def distinct_devices(devices):
+    """One device or a list of distinct ones, as a list; d2l.try_gpu() if None."""
+    devices = list(devices) if isinstance(devices, (list, tuple)) else [devices or d2l.try_gpu()]
+    if len(set(devices)) < len(devices):
+        # two shards on one device also crash MXNet 1.9.1's MKLDNN backward
+        raise DCGANError(f'devices must be distinct, got {devices}')
+    return devices
+
+
+def _params_finite(*nets):
+    return all(bool(np.isfinite(p.data()).all()) for net in nets
+               for p in net.collect_params().values())
+
+
+@dataclass
+class Run:
+    """One run: its nets and trainers on their devices, the sample noise, and its state."""
+    net_D: gluon.Block
+    net_G: gluon.Block
+    trainer_D: gluon.Trainer
+    trainer_G: gluon.Trainer
+    devices: list
+    latent_dim: int
+    fixed_Z: np.ndarray
+    state: RunState
+    checkpoint_dir: Optional[str] = None
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    last_checkpoint: Optional[str] = None
+    loss: gluon.loss.Loss = field(default_factory=gluon.loss.SigmoidBCELoss)
+
+    @classmethod
+    def start(cls, net_D, net_G, lr, latent_dim, devices, seed=None, fixed_Z=None,
+              hybridize_nets=True, **checkpoints):
+        """Initialise the nets as train() does (from the seed's streams if there is one)."""
+        if seed is not None:
+            mx.random.seed(stream_seed(seed, 'init'), ctx='all')
+        init_nets(net_D, net_G, devices)
+        if hybridize_nets:
+            hybridize(net_D, net_G)
+        trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
+        if fixed_Z is None:
+            fixed_Z = (fixed_noise(seed, 21, latent_dim) if seed is not None else
+                       np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=devices[0]))
+        return cls(net_D, net_G, trainer_D, trainer_G, devices, latent_dim,
+                   np.array(fixed_Z, ctx=devices[0]), RunState(seed, lr), **checkpoints)
+
+    def noise(self):
+        """The epoch's noise source: a function of the batch size. With a seed it also seeds
+        the epoch's shuffle (Gluon's DataLoader shuffles with NumPy's global generator)."""
+        seed, epoch, shape = self.state.seed, self.state.epoch, (self.latent_dim, 1, 1)
+        if seed is None:  # the book's draws, from MXNet's global generator
+            return lambda n: np.random.normal(0, 1, size=(n,) + shape)
+        onp.random.seed(stream_seed(seed, 'shuffle', epoch))
+        rng = stream(seed, 'noise', epoch)
+        return lambda n: np.array(rng.standard_normal((n,) + shape, dtype='float32'))
+
+    def step(self, X, Z):
+        """train_step on a batch split across the devices; the summed losses on the first."""
+        if len(self.devices) > 1:
+            X = gluon.utils.split_and_load(X, self.devices, even_split=False)
+            Z = gluon.utils.split_and_load(Z, self.devices, even_split=False)
+        else:
+            X, Z = X.as_in_ctx(self.devices[0]), Z.as_in_ctx(self.devices[0])
+        return train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
+                          self.trainer_G)
+
+    def set_lr(self, lr):
+        self.state.lr = lr
+        for trainer in (self.trainer_D, self.trainer_G):
+            trainer.set_learning_rate(lr)
+
+    def save(self):
+        """Checkpoint the run, if it has a folder; never from weights that are not finite."""
+        if not self.checkpoint_dir:
+            return None
+        if not _params_finite(self.net_D, self.net_G):
+            raise DCGANError(f'the weights are not finite at epoch {self.state.epoch}, step '
+                             f'{self.state.step}; no checkpoint written over '
+                             f'{self.last_checkpoint}')
+        self.last_checkpoint = ckpt.save_checkpoint(
+            self.checkpoint_dir, self.net_D, self.net_G, self.trainer_D, self.trainer_G,
+            self.fixed_Z, {**asdict(self.state), 'latent_dim': self.latent_dim},
+            keep=self.keep_checkpoints)
+        return self.last_checkpoint
+
+    def restore(self, path, saved):
+        """Load a checkpoint's weights, optimizer states, sample noise, state and lr."""
+        self.net_D(self.net_G(self.fixed_Z))  # finish deferred initialisation before loading
+        fixed_Z = ckpt.load_checkpoint(path, self.net_D, self.net_G, self.trainer_D,
+                                       self.trainer_G, self.devices)
+        self.fixed_Z = np.array(fixed_Z, ctx=self.devices[0])
+        self.state = RunState.from_json(saved)
+        self.set_lr(self.state.lr)
+        self.last_checkpoint = path
+
+    def resume(self, verbose=True):
+        """Continue from the newest valid checkpoint, if there is one."""
+        path, saved = ckpt.newest_valid_checkpoint(self.checkpoint_dir)
+        if not path:
+            return
+        if verbose and saved['seed'] != self.state.seed:
+            print(f'resuming with the checkpoint\'s seed {saved["seed"]} (not {self.state.seed})')
+        self.restore(path, saved)
+        if verbose:
+            print(f'resuming from {path}: epoch {self.state.epoch}, step {self.state.step + 1}')
+
+    def roll_back(self):
+        """Reload the newest valid checkpoint, at half the learning rate in use."""
+        lowered = self.state.lr / 2
+        self.restore(*ckpt.newest_valid_checkpoint(self.checkpoint_dir))
+        self.set_lr(lowered)
+
+    def end_epoch(self, record, steps):
+        """Record the finished epoch, checkpoint it, and move on to the next."""
+        self.state.history.append(record)
+        self.state.step, self.state.partial = steps, None
+        self.save()
+        self.state.epoch, self.state.step = self.state.epoch + 1, 0
+
+
+def train_epoch(run, data_iter, stop, guard, bar, check_every=10):
+    """One epoch of train_step (its rest, on resume): (metric, seconds, steps), or None to
+    roll back. Checks the losses every `check_every` steps, checkpoints when due or asked to."""
+    state, noise = run.state, run.noise()
+    metric, timer = Accumulator(3), d2l.Timer()  # loss_D, loss_G, num_examples
+    elapsed = 0.0
+    if state.partial:
+        p = state.partial
+        metric.data, elapsed = [p['sum_D'], p['sum_G'], p['num_examples']], p['elapsed']
+    step = 0
+    for step, (X, _) in enumerate(data_iter, 1):
+        Z = noise(X.shape[0])  # drawn for skipped steps too, so the stream stays in step
+        if step <= state.step or X.shape[0] < len(run.devices):
+            continue  # replayed on resume; or too small to give every device an example
+        loss_D, loss_G = run.step(X, Z)
+        metric.add(loss_D, loss_G, X.shape[0])
+        bar.step(loss_G)
+        state.global_step += 1
+        interrupted = stop.signum is not None
+        periodic = run.checkpoint_every and state.global_step % run.checkpoint_every == 0
+        if step % check_every and not (interrupted or periodic):
+            continue
+        # reading the sums waits for the device, so not every step
+        ld, lg = float(metric[0]) / metric[2], float(metric[1]) / metric[2]
+        if guard.rolls_back(f'epoch {state.epoch}, step {step}', ld, lg, run):
+            return None
+        bar.show(ld, lg)
+        if interrupted or periodic:
+            state.step, state.partial = step, {
+                'sum_D': float(metric[0]), 'sum_G': float(metric[1]),
+                'num_examples': int(metric[2]), 'elapsed': elapsed + timer.stop()}
+            path = run.save()
+        if interrupted:
+            raise TrainingInterrupted(f'{signal.Signals(stop.signum).name}: stopped at epoch '
+                                      f'{state.epoch}, step {step}; checkpoint {path}',
+                                      stop.signum)
+    return metric, elapsed + timer.stop(), step
+
+
+def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, seed=None,
+        fixed_Z=None, animator=GANAnimator, on_epoch_end=None, epoch_metrics=None,
+        progress=False, verbose=True, hybridize=True, checkpoint_dir=None, checkpoint_every=0,
+        keep_checkpoints=3, resume=False, max_loss=100.0, on_divergence='stop',
+        check_every=10):
+    """train() with the run's machinery around the same step; return the history.
+
+    `devices`: one device or a list (each batch is split across them). `seed`: the streams'
+    seed (drawn if checkpointing without one). `fixed_Z`: the sample noise. `animator`: as in
+    train(). `on_epoch_end(record, net_D, net_G)` and `epoch_metrics(net_G) -> dict` run after
+    each epoch. With `checkpoint_dir`, a checkpoint after every epoch, every `checkpoint_every`
+    steps and on SIGINT/SIGTERM; `resume=True` continues from the newest valid one up to
+    `num_epochs` in all. See DivergenceGuard for `max_loss` and `on_divergence`."""
+    check_positive(num_epochs=num_epochs, latent_dim=latent_dim, check_every=check_every)
+    check_positive(float, lr=lr, max_loss=max_loss)
+    devices = distinct_devices(devices)
+    guard = DivergenceGuard(max_loss, on_divergence, verbose=verbose)
+    if seed is None and checkpoint_dir:
+        seed = int(onp.random.randint(2**31))  # exact resume needs the streams of a seed
+    run = Run.start(net_D, net_G, lr, latent_dim, devices, seed, fixed_Z, hybridize,
+                    checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                    keep_checkpoints=keep_checkpoints)
+    if isinstance(animator, type):
+        animator = animator(num_epochs)
+    if resume and checkpoint_dir:
+        run.resume(verbose)
+        for r in run.state.history if animator is not None else ():
+            animator.add(r['epoch'], r['loss_D'], r['loss_G'], swd=r.get('swd'))
+    record = None
+    with StopOnSignal(checkpoint_dir is not None) as stop:
+        while run.state.epoch <= num_epochs:
+            epoch = run.state.epoch
+            bar = Progress(progress, len(data_iter) if hasattr(data_iter, '__len__') else None,
+                           run.state.step, f'epoch {epoch}/{num_epochs}')
+            try:
+                done = train_epoch(run, data_iter, stop, guard, bar, check_every)
+            finally:
+                bar.close()
+            if done is None:
+                run.roll_back()
+                continue
+            metric, seconds, steps = done
+            if not metric[2]:
+                raise DCGANError('the data iterator yielded no batches')
+            loss_D, loss_G = float(metric[0]) / metric[2], float(metric[1]) / metric[2]
+            if guard.rolls_back(f'the end of epoch {epoch}', loss_D, loss_G, run):
+                run.roll_back()
+                continue
+            record = {'epoch': epoch, 'loss_D': loss_D, 'loss_G': loss_G,
+                      'examples_per_sec': metric[2] / seconds}
+            if epoch_metrics is not None:
+                record.update(epoch_metrics(run.net_G))
+            if animator is not None:
+                animator.add(epoch, loss_D, loss_G, sample_grid(run.net_G, run.fixed_Z[:21]),
+                             swd=record.get('swd'))
+            run.end_epoch(record, steps)
+            if on_epoch_end is not None:
+                on_epoch_end(record, run.net_D, run.net_G)
+    if verbose and record is not None:
+        print(f'loss_D {record["loss_D"]:.3f}, loss_G {record["loss_G"]:.3f}, '
+              f'{record["examples_per_sec"]:.1f} examples/sec on '
+              f'{", ".join(str(d) for d in devices)}')
+    return run.state.history
