@@ -56,6 +56,7 @@ import mxnet as mx  # noqa: E402
 from mxnet import gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 from d2l import mxnet as d2l  # noqa: E402
+from d2l_dcgan.gpu import select_device  # noqa: E402
 
 ENV_AFTER_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
 
@@ -229,21 +230,15 @@ def time_pipeline(loader, device=None, min_seconds=1.0):
 
 
 def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
-    """Examples/sec of train()'s own step alone (train_step, or update_D + update_G for a
-    generator whose forward pass cannot be shared), on one batch already on the device (nets
-    already hybridized and warm from train()); synced once at the end, as train() does."""
-    from d2l_dcgan.train import shares_forward, train_step
+    """Examples/sec of train()'s own step alone (train_step) on one batch already on the device
+    (nets already hybridized and warm from train()); synced once at the end, as train() does."""
+    from d2l_dcgan.train import make_trainers, train_step
     loss = gluon.loss.SigmoidBCELoss()
-    hp = {'learning_rate': lr, 'beta1': 0.5}
-    trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', hp)
-    trainer_G = gluon.Trainer(net_G.collect_params(), 'adam', hp)
+    trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
     Z = np.random.normal(0, 1, size=(X.shape[0], latent_dim, 1, 1), ctx=X.ctx)
 
     def step():
-        if shares_forward(net_G):
-            return sum(train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G))
-        return (d2l_dcgan.update_D(X, Z, net_D, net_G, loss, trainer_D)
-                + d2l_dcgan.update_G(Z, net_D, net_G, loss, trainer_G))
+        return sum(train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G))
     float(step())  # untimed: these new trainers allocate their Adam state on the first step
     start = time.perf_counter()
     total = step()
@@ -295,7 +290,7 @@ def run_ours(args, data_dir, device):
     net_G, net_D = d2l_dcgan.generator(args.width), d2l_dcgan.discriminator(args.width)
     batches, clock = WarmupThenEpochs(loader, args.warmup_batches), EpochClock()
     history = d2l_dcgan.train(net_D, net_G, batches, 1 + args.epochs, LR, LATENT_DIM, device,
-                              animator=clock, verbose=False)
+                              animator=clock)
     out['epoch_examples_per_sec'] = epoch_rates(clock, batches)
     out['examples_per_epoch'] = batches.examples[1:]
     out['train_reported_examples_per_sec'] = [r['examples_per_sec'] for r in history[1:]]
@@ -309,7 +304,7 @@ def run_ours(args, data_dir, device):
 
 
 def run_one_variant(args):
-    device = parse_device(args.device)
+    device = select_device(args.device)[0]
     run = run_ours if args.only == 'ours' else run_chapter
     out = run(args, args.data_dir, device)
     out.update(variant=args.only, device=str(device), pid=os.getpid(),
@@ -393,19 +388,6 @@ def matmul_peak_gflops(n=2048, repeats=5, device=None, library='numpy'):
 # ---------------------------------------------------------------------------------------------
 # The parent: data, alternation of subprocesses, aggregation, report.
 # ---------------------------------------------------------------------------------------------
-
-def parse_device(spec):
-    """'auto' (gpu(0) if MXNet sees one, else cpu), 'cpu', 'gpu', 'gpu(1)' or 'gpu:1'."""
-    spec = spec.strip().lower()
-    if spec == 'auto':
-        return mx.gpu(0) if mx.context.num_gpus() else mx.cpu()
-    if spec == 'cpu':
-        return mx.cpu()
-    if spec.startswith('gpu'):
-        index = spec[3:].strip('():') or '0'
-        return mx.gpu(int(index))
-    raise SystemExit(f'--device: expected auto, cpu, gpu, gpu(N) or gpu:N, got {spec!r}')
-
 
 def env_diff(before, after):
     return {k: after.get(k) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
@@ -527,7 +509,7 @@ def print_report(rep):
 
 def run_benchmark(args):
     t0 = time.perf_counter()
-    device = parse_device(args.device)
+    device = select_device(args.device)[0]
     if args.data_dir:
         data_dir, data_desc = args.data_dir, f'ImageFolder {args.data_dir}'
     else:
@@ -584,7 +566,7 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=64,
                    help=f'small for CPU speed; the chapter uses {CHAPTER_BATCH_SIZE}. Best a divisor '
                    'of the image count: a smaller last batch is a new shape')
-    p.add_argument('--device', default='auto', help='auto (gpu(0) if any, else cpu), cpu, gpu, gpu:N')
+    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     p.add_argument('--reps', type=int, default=3, help='repetitions; medians are reported')
     p.add_argument('--epochs', type=int, default=1, help='timed epochs per variant per repetition')
     p.add_argument('--warmup-batches', type=int, default=1,

@@ -357,19 +357,20 @@ def main(args, onednn_off=False):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, parse_device, save_params, write_json
+    from d2l_dcgan.cli import apply_budget, save_params, write_json
+    from d2l_dcgan.gpu import select_device
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.fashion import (FASHION_CLASSES, array_loader, load_fashion_mnist_arrays,
                                    resize_images)
     from d2l_dcgan.metrics import sliced_wasserstein
     from d2l_dcgan.model import discriminator, generator
     from d2l_dcgan.plot import GANAnimator
-    from d2l_dcgan.train import train
+    from d2l_dcgan.run import fit
 
     from mxnet.base import MXNetError
 
     apply_budget(args, SMALL, FULL)
-    device, why = parse_device(args.device)
+    device, why = select_device(args.device)
     print(f'device: {device} ({why})')
     if onednn_off and device.device_type == 'cpu':
         print(f'note: {ONEDNN_NOTE}')
@@ -411,9 +412,9 @@ def main(args, onednn_off=False):
     net_G, net_D = generator(args.n_G, out_channels=1), discriminator(args.n_D)
     animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'))
     try:
-        history = train(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim,
-                        device, seed=args.seed, animator=animator, on_epoch_end=_Progress(),
-                        verbose=False)
+        history = fit(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim,
+                      device, seed=args.seed, animator=animator, on_epoch_end=_Progress(),
+                      verbose=False)
     except MXNetError as e:
         if 'reorder primitive' not in str(e):
             raise

@@ -84,18 +84,11 @@ def load_images(args):
     return root, read_images(root, size=64)[0]
 
 
-class _NoAnimator:
-    """train() draws the chapter's figure per epoch; this script draws its own at the end."""
-
-    def add(self, *args, **kwargs):
-        pass
-
-
 def run_variant(name, alpha, args, loader, real_ref, Z, device):
     from d2l_dcgan import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
     from d2l_dcgan.model import discriminator, generator, sample
-    from d2l_dcgan.train import train
+    from d2l_dcgan.run import fit
 
     net_G, net_D = generator(args.n_G), discriminator(args.n_D, alpha)
     epochs, samples = [], {}
@@ -118,8 +111,9 @@ def run_variant(name, alpha, args, loader, real_ref, Z, device):
     start = time.perf_counter()
     diverged = None
     try:
-        train(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim, device,
-              seed=args.seed, animator=_NoAnimator(), on_epoch_end=on_epoch_end, verbose=False)
+        # no figure per epoch: this script draws its own at the end
+        fit(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim, device,
+            seed=args.seed, animator=None, on_epoch_end=on_epoch_end, verbose=False)
     except DCGANError as e:
         if 'diverged' not in str(e):
             raise
@@ -256,13 +250,14 @@ def main(args):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, parse_device, write_json
+    from d2l_dcgan.cli import apply_budget, write_json
+    from d2l_dcgan.gpu import select_device
     from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
 
     apply_budget(args, SMALL, FULL)
-    device, why = parse_device(args.device)
+    device, why = select_device(args.device)
     print(f'device: {device} ({why})')
     out = args.out_dir
     if os.path.exists(out) and not os.path.isdir(out):

@@ -11,12 +11,7 @@ from mxnet import np
 
 from d2l_dcgan import DCGANError, discriminator, generator, load_image_folder, make_sprites
 from d2l_dcgan import checkpoint as ckpt
-from d2l_dcgan.train import train
-
-
-class _Quiet:
-    def add(self, *args, **kwargs):
-        pass
+from d2l_dcgan.run import fit
 
 
 @pytest.fixture(scope='module')
@@ -28,8 +23,8 @@ def _train(root, num_epochs, ckpt_dir, data_iter=None, **kwargs):
     data_iter = data_iter or load_image_folder(root, batch_size=32)  # 3 steps an epoch
     net_D, net_G = discriminator(8), generator(8)
     kwargs.setdefault('verbose', False)
-    history = train(net_D, net_G, data_iter, num_epochs, 0.005, 16, mx.cpu(), seed=11,
-                    animator=_Quiet(), checkpoint_dir=ckpt_dir, **kwargs)
+    history = fit(net_D, net_G, data_iter, num_epochs, 0.005, 16, mx.cpu(), seed=11,
+                  animator=None, checkpoint_dir=ckpt_dir, **kwargs)
     return history, net_D, net_G
 
 
