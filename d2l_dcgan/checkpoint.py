@@ -14,7 +14,7 @@ import shutil
 import numpy as onp
 
 from .errors import DCGANError
-from .fileio import file_digest
+from .fileio import file_digest, fsync_path
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
@@ -23,14 +23,6 @@ FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
 
 def _sha256(path):
     return file_digest(path, 'sha256')
-
-
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_checkpoints(ckpt_dir):
@@ -64,17 +56,17 @@ def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state
         manifest = {}
         for fname in FILES:
             path = os.path.join(tmp, fname)
-            _fsync_path(path)
+            fsync_path(path)
             manifest[fname] = _sha256(path)
         with open(os.path.join(tmp, 'MANIFEST.json'), 'w') as f:
             json.dump(manifest, f)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_path(tmp)
+        fsync_path(tmp)
         if os.path.exists(final):  # the same step saved again (e.g. on interrupt right after)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_path(ckpt_dir)
+        fsync_path(ckpt_dir)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         kept = list_checkpoints(ckpt_dir)

@@ -13,7 +13,7 @@ import numpy as onp
 from mxnet import gluon, np
 
 from .data import to_tensor
-from .errors import DCGANError
+from .errors import DCGANError, check_positive
 
 __all__ = ['FASHION_CLASSES', 'read_idx', 'load_fashion_mnist_arrays', 'select_categories',
            'resize_images', 'array_loader', 'load_fashion_mnist']
@@ -195,9 +195,7 @@ def array_loader(images, labels, batch_size=256, size=64, channels=1, categories
 
     `images` (N, H, W) or (N, H, W, 1) are resized once up front (skipped if already
     size x size); channels=3 repeats the gray channel per batch, so memory holds one copy."""
-    for name, value in (('batch_size', batch_size), ('size', size)):
-        if isinstance(value, bool) or not isinstance(value, (int, onp.integer)) or value <= 0:
-            raise DCGANError(f'{name} must be a positive integer, got {value!r}')
+    check_positive(batch_size=batch_size, size=size)
     if channels not in (1, 3):
         raise DCGANError(f'channels must be 1 or 3, got {channels!r}')
     labels = onp.asarray(labels)
@@ -230,8 +228,7 @@ def load_fashion_mnist(batch_size=256, data_dir=None, size=64, channels=1, categ
     (before `categories`). See load_fashion_mnist_arrays for `data_dir`."""
     images, labels = load_fashion_mnist_arrays(data_dir, train=train)
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, (int, onp.integer)) or limit <= 0:
-            raise DCGANError(f'limit must be a positive integer, got {limit!r}')
+        check_positive(limit=limit)
         images, labels = images[:limit], labels[:limit]
     return array_loader(images, labels, batch_size=batch_size, size=size, channels=channels,
                         categories=categories, shuffle=shuffle)

@@ -5,16 +5,21 @@ import os
 from .errors import DCGANError
 
 
+def fsync_path(path):
+    """Flush a file's or a folder's data (a folder's: its entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path, write):
     """Call `write(tmp_path)`, fsync, then rename over `path`; on failure `path` is untouched."""
     tmp = f'{path}.tmp-{os.getpid()}'
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except OSError as e:
         try:

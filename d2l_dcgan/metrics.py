@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import DCGANError
+from .errors import DCGANError, check_positive
 
 __all__ = ['sliced_wasserstein', 'laplacian_pyramid', 'swd_resolutions']
 
@@ -125,11 +125,6 @@ def _as_nchw(x, name):
     return x.astype(np.float64)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DCGANError(f'{name} must be a positive integer, got {value!r}')
-
-
 def _descriptors(level, img, ys, xs, nhood_size):
     """The neighbourhoods with top-left corners (ys, xs) of images `img`, normalised per channel.
 
@@ -203,10 +198,9 @@ def sliced_wasserstein(a, b, seed=0, nhoods_per_image=128, nhood_size=7, dir_rep
     or sizes, fewer than 2 images in a set, NaN or infinite pixels, or images too small for a
     `nhood_size` neighbourhood at the coarsest level.
     """
-    for name, value in (('nhoods_per_image', nhoods_per_image), ('nhood_size', nhood_size),
-                        ('dir_repeats', dir_repeats), ('dirs_per_repeat', dirs_per_repeat),
-                        ('min_resolution', min_resolution)):
-        _check_positive_int(name, value)
+    check_positive(nhoods_per_image=nhoods_per_image, nhood_size=nhood_size,
+                   dir_repeats=dir_repeats, dirs_per_repeat=dirs_per_repeat,
+                   min_resolution=min_resolution)
     if nhood_size % 2 == 0:
         raise DCGANError(f'nhood_size must be odd (a centre pixel and a radius), got {nhood_size}')
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
