@@ -1,5 +1,5 @@
-"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py), `generate`
-and `evaluate`."""
+"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py), `generate`,
+`evaluate` and `crosscheck`."""
 import argparse
 import json
 import math
@@ -457,12 +457,19 @@ def evaluate_main(argv=None, prog=None):
     return _run(run_evaluate, evaluate_parser(prog).parse_args(argv))
 
 
-COMMANDS = {'train': train_main, 'generate': generate_main, 'evaluate': evaluate_main}
+def crosscheck_main(argv=None, prog=None):
+    from .crosscheck import crosscheck_main as main  # it imports this module
+    return main(argv, prog)
+
+
+COMMANDS = {'train': train_main, 'generate': generate_main, 'evaluate': evaluate_main,
+            'crosscheck': crosscheck_main}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print('usage: python -m d2l_dcgan {train,generate,evaluate} [--help] ...', file=sys.stderr)
+        print('usage: python -m d2l_dcgan {train,generate,evaluate,crosscheck} [--help] ...',
+              file=sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     return COMMANDS[argv[0]](argv[1:], prog=f'python -m d2l_dcgan {argv[0]}')

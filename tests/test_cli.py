@@ -306,7 +306,7 @@ def test_bad_generate_argument_is_one_line(bad, tmp_path, capfd, args, expected)
 def test_no_command_is_one_line(capfd, argv):
     code = cli.main(argv)
     out, err = capfd.readouterr()
-    assert_one_line_error(code, out, err, 'usage: python -m d2l_dcgan {train,generate,evaluate}')
+    assert_one_line_error(code, out, err, 'usage: python -m d2l_dcgan {train,generate,evaluate,crosscheck}')
 
 
 def test_cache_dir_is_a_file(bad, tmp_path, capfd):
