@@ -3,7 +3,7 @@ import numpy as onp
 import pytest
 from PIL import Image
 
-from d2l_dcgan import cli, generator
+from d2l_dcgan import cli
 from d2l_dcgan.latent import latent_walks, slerp
 from d2l_dcgan.model import sample
 from d2l_dcgan.plot import save_image_grid
@@ -40,18 +40,6 @@ def test_walks_are_seeded_rows_from_one_endpoint_to_the_other():
     assert (onp.diff(dist, axis=1) > 0).all()
     with pytest.raises(ValueError):
         latent_walks(1, 1, 100, seed=0)
-
-
-@pytest.fixture(scope='module')
-def random_G(tmp_path_factory):
-    """A generator(8) with large random weights, whose images vary with Z."""
-    from mxnet import init, np
-    path = tmp_path_factory.mktemp('random_G') / 'net_G.params'
-    net_G = generator(8)
-    net_G.initialize(init.Normal(0.5))
-    net_G(np.zeros((1, 100, 1, 1)))
-    net_G.save_parameters(str(path))
-    return path
 
 
 def tiles(path, size=64):
