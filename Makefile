@@ -1,14 +1,17 @@
-# `make train` runs the main job, `make test` the tests; each sets up .venv on first use.
-PYTHON ?= python3
+# `make train` runs the main job, `make test` the tests, `make notebook` opens the chapter's
+# notebook; each sets up .venv on first use with PYTHON, by default the newest Python 3.8-3.11
+# on PATH (tools/find-python says what to do when there is none).
+PYTHON ?=
 VENV ?= .venv
 EXTRA ?= cpu
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: train demo test clean
+.PHONY: train demo test notebook clean
 
 $(BIN)/.installed-$(EXTRA): setup.py
-	$(PYTHON) -m venv $(VENV)
+	@py='$(PYTHON)'; [ -n "$$py" ] || py=$$(tools/find-python) || exit 1; \
+	echo "$$py -m venv $(VENV)"; "$$py" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[$(EXTRA),test]"
 	touch $@
@@ -23,6 +26,9 @@ demo: $(BIN)/.installed-$(EXTRA)
 
 test: $(BIN)/.installed-$(EXTRA)
 	$(BIN)/python -m pytest -q tests $(ARGS)
+
+notebook: $(BIN)/.installed-$(EXTRA)
+	$(BIN)/jupyter notebook examples/dcgan.ipynb $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

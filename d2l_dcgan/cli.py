@@ -1,5 +1,5 @@
-"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py), `generate`
-and `evaluate`."""
+"""Command line: `python -m d2l_dcgan train ...` (same as examples/train_pokemon.py), `generate`,
+`evaluate` and `crosscheck`."""
 import argparse
 import json
 import math
@@ -332,6 +332,10 @@ def generate_parser(prog=None):
     p.add_argument('--seed', type=SEED, default=0, help='random seed of the noise')
     p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
     p.add_argument('--out', default='generated.png', help='PNG file to write')
+    p.add_argument('--interpolate', type=number(int, 2), metavar='K',
+                   help='walks in the latent space instead: rows of K images, each row a '
+                        'spherical interpolation between two random points (--num must be a '
+                        'multiple of K)')
     return p
 
 
@@ -367,16 +371,29 @@ def run_generate(args):
     matplotlib.use('Agg')
     from mxnet import np
     from .plot import save_image_grid
+    from .latent import latent_walks
+    from .model import sample
+    if args.interpolate and args.num % args.interpolate:
+        raise DCGANError(f'--num {args.num} is not a multiple of --interpolate '
+                         f'{args.interpolate} (rows of {args.interpolate} images)')
     device, net_G, latent_dim = device_and_generator(args)
     seed_everything(args.seed)
-    Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device)
+    if args.interpolate:
+        Z, _ = latent_walks(args.num // args.interpolate, args.interpolate, latent_dim,
+                            args.seed)
+        images, ncols = sample(net_G, Z, device), args.interpolate
+    else:
+        images, ncols = net_G(np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1),
+                                               ctx=device)), args.ncols
     out_parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_parent):
         raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
     if os.path.isdir(args.out):
         raise DCGANError(f'--out {args.out} is a folder; give the PNG file to write')
-    save_image_grid(net_G(Z), args.out, ncols=args.ncols)
-    print(f'wrote {args.num} images to {args.out}')
+    save_image_grid(images, args.out, ncols=ncols)
+    what = (f' ({args.num // args.interpolate} walks of {args.interpolate})'
+            if args.interpolate else '')
+    print(f'wrote {args.num} images{what} to {args.out}')
 
 
 def evaluate_parser(prog=None):
@@ -449,12 +466,19 @@ def evaluate_main(argv=None, prog=None):
     return _run(run_evaluate, evaluate_parser(prog).parse_args(argv))
 
 
-COMMANDS = {'train': train_main, 'generate': generate_main, 'evaluate': evaluate_main}
+def crosscheck_main(argv=None, prog=None):
+    from .crosscheck import crosscheck_main as main  # it imports this module
+    return main(argv, prog)
+
+
+COMMANDS = {'train': train_main, 'generate': generate_main, 'evaluate': evaluate_main,
+            'crosscheck': crosscheck_main}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print('usage: python -m d2l_dcgan {train,generate,evaluate} [--help] ...', file=sys.stderr)
+        print('usage: python -m d2l_dcgan {train,generate,evaluate,crosscheck} [--help] ...',
+              file=sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     return COMMANDS[argv[0]](argv[1:], prog=f'python -m d2l_dcgan {argv[0]}')

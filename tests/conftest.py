@@ -1,4 +1,4 @@
-"""Shared fixtures of tests/test_data.py and tests/test_cli.py: small image folders on disk."""
+"""Shared fixtures: small image folders on disk, and a generator whose images vary with Z."""
 import d2l_dcgan  # noqa: F401  before any test module's mxnet/d2l import: MXNet's thread count
 
 import numpy as onp
@@ -26,3 +26,19 @@ def image_folder(tmp_path):
             pixels = rng.integers(0, 256, size=(96, 120, 3), dtype=onp.uint8)
             Image.fromarray(pixels).save(root / cls / f'{i}.png')
     return root
+
+
+@pytest.fixture(scope='session')
+def random_G(tmp_path_factory):
+    """net_G.params of a generator(8) with large random weights.
+
+    One fresh from Normal(0.02), or collapsed after 2 epochs, draws nearly the same image for
+    every Z: a seed test on it would pass without the seed doing anything."""
+    from mxnet import init, np
+    from d2l_dcgan import generator
+    path = tmp_path_factory.mktemp('random_G') / 'net_G.params'
+    net_G = generator(8)
+    net_G.initialize(init.Normal(0.5))
+    net_G(np.zeros((1, 100, 1, 1)))
+    net_G.save_parameters(str(path))
+    return path

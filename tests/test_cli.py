@@ -121,22 +121,6 @@ def test_generate_from_trained_params(trained, tmp_path):
     onp.testing.assert_array_equal(images['a'], images['b'])
 
 
-@pytest.fixture(scope='module')
-def random_G(tmp_path_factory):
-    """net_G.params of a generator(8) with large random weights.
-
-    One fresh from Normal(0.02), or collapsed after 2 epochs, draws nearly the same image for
-    every Z: a seed test on it would pass without the seed doing anything."""
-    from mxnet import init, np
-    from d2l_dcgan import generator
-    path = tmp_path_factory.mktemp('random_G') / 'net_G.params'
-    net_G = generator(8)
-    net_G.initialize(init.Normal(0.5))
-    net_G(np.zeros((1, 100, 1, 1)))
-    net_G.save_parameters(str(path))
-    return path
-
-
 def test_generate_seed_picks_the_noise(random_G, tmp_path):
     images = []
     for seed in (0, 1, 0):
@@ -306,7 +290,7 @@ def test_bad_generate_argument_is_one_line(bad, tmp_path, capfd, args, expected)
 def test_no_command_is_one_line(capfd, argv):
     code = cli.main(argv)
     out, err = capfd.readouterr()
-    assert_one_line_error(code, out, err, 'usage: python -m d2l_dcgan {train,generate,evaluate}')
+    assert_one_line_error(code, out, err, 'usage: python -m d2l_dcgan {train,generate,evaluate,crosscheck}')
 
 
 def test_cache_dir_is_a_file(bad, tmp_path, capfd):

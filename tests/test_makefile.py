@@ -1,0 +1,87 @@
+"""`make` finds a Python that MXNet 1.9.1 runs on (3.8-3.11), or stops before creating anything.
+
+Each test puts stub interpreters on an otherwise empty PATH: a stub answers the version query
+with its version (or fails, like a broken shim) and logs every call; asked to create the venv
+it fails, so make stops right after choosing, with the choice in the log."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAKE = shutil.which('make')
+pytestmark = pytest.mark.skipif(MAKE is None, reason='no make on PATH')
+
+STUB = """#!/bin/sh
+echo "$0 $*" >> {log}
+case "$1" in
+    -c) {answer} ;;
+    *) exit 1 ;;
+esac
+"""
+
+
+def run_make(tmp_path, pythons, *make_args):
+    """`make test` with only `pythons` ({name: version or None for one that does not run}) on
+    PATH; (CompletedProcess, calls the stubs logged, venv path)."""
+    bin_dir, log, venv = tmp_path / 'bin', tmp_path / 'calls.log', tmp_path / 'venv'
+    bin_dir.mkdir()
+    for name, version in pythons.items():
+        answer = f'echo {version}' if version else 'exit 1'
+        (bin_dir / name).write_text(STUB.format(log=log, answer=answer))
+        (bin_dir / name).chmod(0o755)
+    r = subprocess.run([MAKE, '-C', REPO_ROOT, 'test', f'VENV={venv}', *make_args],
+                       env={'PATH': str(bin_dir), 'HOME': str(tmp_path)},
+                       capture_output=True, text=True, timeout=60)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return r, [c.replace(str(bin_dir) + '/', '') for c in calls], venv
+
+
+def venv_made_with(calls, venv):
+    return [c.split()[0] for c in calls if c.endswith(f'-m venv {venv}')]
+
+
+def test_picks_the_newest_of_3_8_to_3_11(tmp_path):
+    r, calls, venv = run_make(tmp_path, {'python3.9': '3.9', 'python3.11': '3.11',
+                                         'python3.12': '3.12', 'python3': '3.12'})
+    assert r.returncode != 0  # the stub cannot make a venv
+    assert venv_made_with(calls, venv) == ['python3.11']
+
+
+def test_takes_python3_when_it_is_3_8_to_3_11(tmp_path):
+    r, calls, venv = run_make(tmp_path, {'python3': '3.10', 'python3.12': '3.12'})
+    assert venv_made_with(calls, venv) == ['python3']
+
+
+def test_skips_an_interpreter_that_does_not_run(tmp_path):
+    r, calls, venv = run_make(tmp_path, {'python3.11': None, 'python3.8': '3.8'})
+    assert venv_made_with(calls, venv) == ['python3.8']
+
+
+def test_explicit_python_wins(tmp_path):
+    other = tmp_path / 'elsewhere'
+    other.mkdir()
+    (other / 'mypython').write_text(STUB.format(log=tmp_path / 'calls.log', answer='echo 3.11'))
+    (other / 'mypython').chmod(0o755)
+    r, calls, venv = run_make(tmp_path, {'python3.11': '3.11'}, f'PYTHON={other}/mypython')
+    assert venv_made_with(calls, venv) == [f'{other}/mypython']
+
+
+@pytest.mark.parametrize('pythons, found', [
+    ({'python3': '3.12', 'python3.12': '3.12', 'python': None},
+     'found python3.12 (3.12), python3 (3.12), python (does not run) on PATH'),
+    ({}, 'found none on PATH'),
+], ids=['only 3.12', 'none'])
+def test_no_usable_python_stops_with_one_line(tmp_path, pythons, found):
+    r, calls, venv = run_make(tmp_path, pythons)
+    assert r.returncode != 0
+    assert not venv.exists() and venv_made_with(calls, venv) == []
+    lines = [l for l in r.stderr.splitlines() if not l.startswith('make')]
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    assert line.startswith('no usable Python: ' + found)
+    for words in ('MXNet 1.9.1 needs Python 3.8-3.11', 'uv python install 3.11',
+                  'pyenv install 3.11', 'apt install python3.11',
+                  'make PYTHON=/path/to/python3.11'):
+        assert words in line
