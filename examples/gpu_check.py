@@ -32,15 +32,6 @@ def verdict(kind, text):
     return 0 if kind in ('OK', 'CPU ONLY') else 1
 
 
-def first_line(error):
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    # MXNet's errors start with a stack trace: the message is the last meaningful line
-    for line in lines:
-        if 'Check failed' in line or 'no kernel image' in line or 'error' in line.lower():
-            return f'{type(error).__name__}: {line.strip()}'
-    return f'{type(error).__name__}: {lines[-1].strip() if lines else error!r}'
-
-
 def standalone_gpu_module():
     """d2l_dcgan/gpu.py loaded on its own (it imports nothing of the package at module level),
     to explain an `import d2l_dcgan` that failed."""
@@ -83,42 +74,32 @@ def main(argv=None):
         return verdict('FAIL', f'cannot import d2l_dcgan: {e}')
     import mxnet as mx
     from mxnet import autograd, gluon, np
-    wired = gpu.last_preload_report() is not None
-    report = gpu.preload_cuda_libraries()
-    if not wired and not report.noop:
-        print('note: d2l_dcgan did not preload the CUDA libraries before importing MXNet '
-              '(d2l_dcgan/__init__.py should call gpu.preload_cuda_libraries() first)')
-    build = gpu.mxnet_build()
+    report = gpu.preload_cuda_libraries()  # what `import d2l_dcgan` loaded (loading it again)
+    build = gpu.CUDA_BUILD if gpu.is_cuda_build() else f'not {gpu.CUDA_BUILD}: a CPU build'
     features = mx.runtime.Features()
     enabled = {k: features.is_enabled(k) for k in ('CUDA', 'CUDNN', 'NCCL', 'CUDA_RTC')}
-    print(f'MXNet {mx.__version__} ({gpu.build_label(build)}) from {os.path.dirname(mx.__file__)}')
+    print(f'MXNet {mx.__version__} ({build}) from {os.path.dirname(mx.__file__)}')
     print('  features: ' + ', '.join(f'{k}={"yes" if v else "no"}' for k, v in enabled.items()))
     print(report.summary())
     print('  environment: ' + ', '.join(f'{k}={os.environ.get(k, "(unset)")}' for k in ENV_KEYS))
 
     # 2. the GPUs and whether this build can run on them
-    archs = gpu.built_archs(build=build)
-    ptx = gpu.built_ptx() if archs else ()
     if enabled['CUDA']:
-        source = 'read off libmxnet.so' if gpu.read_fatbin_archs(
-            gpu.mxnet_library_path() or '') else 'known list'
-        print(f'Kernels built for: {", ".join(f"sm_{a}" for a in archs) or "unknown"}'
-              f'{"; PTX " + ", ".join(f"compute_{a}" for a in ptx) if ptx else "; no PTX"}'
-              f' ({source})')
+        print(f'Kernels of {gpu.BUILD_LABEL}: '
+              f'{", ".join(f"sm_{a}" for a in gpu.MXNET_CU112_ARCHS)}; no PTX')
     gpus = gpu.list_gpus()
     try:
         num_gpus = mx.context.num_gpus() if enabled['CUDA'] else 0
     except mx.base.MXNetError as e:
         num_gpus = 0
-        print(f'MXNet cannot count the GPUs: {first_line(e)}')
+        print(f'MXNet cannot count the GPUs: {gpu.first_line(e)}')
     print(f'GPUs: the driver shows {len(gpus)}, MXNet sees {num_gpus}')
     for g in gpus:
-        runs = gpu.can_run(g.capability, archs, ptx) if archs or ptx else None
-        can = {True: 'can run this build', False: 'CANNOT run this build',
-               None: 'not checked'}[runs if enabled['CUDA'] else None]
+        can = ('not checked' if not enabled['CUDA'] else
+               'can run this build' if gpu.can_run(g.capability) else 'CANNOT run this build')
         print(f'  gpu({g.index}): {g.name}, sm_{g.capability[0]}{g.capability[1]}: {can}')
 
-    # 3. the device
+    # 3. the device (a GPU also runs a tiny forward/backward pass first: gpu.probe)
     try:
         ctx, why = gpu.select_device(args.device)
     except d2l_dcgan.DCGANError as e:
@@ -174,7 +155,7 @@ def main(argv=None):
         elapsed = time.perf_counter() - t
         loss_D, loss_G = float(loss_D) / n, float(loss_G) / n
     except mx.base.MXNetError as e:
-        return verdict('FAIL', f'{label}: {first_line(e)}')
+        return verdict('FAIL', f'{label}: {gpu.first_line(e)}')
     if not (math.isfinite(loss_D) and math.isfinite(loss_G)):
         return verdict('FAIL', f'{label}: losses are not finite (loss_D {loss_D}, loss_G {loss_G})')
     speed = args.steps * n / elapsed
