@@ -208,16 +208,26 @@ def data_root(args):
     return download_extract('pokemon', args.cache_dir)
 
 
-def load_data(args):
-    """(ImageFolder root, uint8 images, DataLoader) of the chosen dataset."""
-    from .data import array_loader, read_images
+def read_data(args, skipped=None):
+    """(ImageFolder root, uint8 images, labels) of the chosen dataset, read as the flags say."""
+    from .data import read_images
     root = data_root(args)
-    images, labels, _ = read_images(root)
+    images, labels, _ = read_images(root, skip_bad_images=args.skip_bad_images,
+                                    max_image_pixels=args.max_image_pixels, skipped=skipped)
+    return root, images, labels
+
+
+def load_data(args):
+    """(ImageFolder root, uint8 images, DataLoader, skipped images) of the chosen dataset."""
+    from .data import array_loader
+    skipped = []
+    root, images, labels = read_data(args, skipped)
     return root, images, array_loader(images, labels, args.batch_size,
-                                      num_workers=args.num_workers)
+                                      num_workers=args.num_workers), skipped
 
 
 def add_data_flags(group):
+    from .data import MAX_IMAGE_PIXELS
     group.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
                        help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
                             'draw a deterministic offline stand-in set')
@@ -227,6 +237,12 @@ def add_data_flags(group):
                        help='where pokemon.zip is downloaded and extracted, and sprites drawn')
     group.add_argument('--num-sprites', type=POSITIVE_INT, default=1024,
                        help='images in the sprites dataset')
+    group.add_argument('--skip-bad-images', action='store_true',
+                       help='leave out images that cannot be read, each named on stderr and '
+                            'listed in metrics.json, instead of stopping at the first')
+    group.add_argument('--max-image-pixels', type=POSITIVE_INT, default=MAX_IMAGE_PIXELS,
+                       help='refuse an image whose header gives more pixels than this, before '
+                            'decoding it (Pillow\'s threshold for decompression bombs)')
 
 
 def swd_metric(images, num, latent_dim, seed, device):
@@ -279,7 +295,7 @@ def run_train(args):
                              f'with --resume {out}, or choose another --out-dir')
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         seed_everything(seed)
-        data_dir, images, data_iter = load_data(args)
+        data_dir, images, data_iter, skipped = load_data(args)
         print(f'data: {len(images)} images from {data_dir}')
 
         net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
@@ -289,6 +305,7 @@ def run_train(args):
         metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
                    'devices': [str(d) for d in devices],
                    'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
+                   'skipped_images': skipped,
                    'epochs': []}
         if args.resume and os.path.exists(metrics_path):
             with open(metrics_path) as f:
@@ -412,12 +429,10 @@ def evaluate_parser(prog=None):
 
 def run_evaluate(args):
     import numpy as onp
-    from .data import read_images
     from .metrics import sliced_wasserstein, swd_resolutions
     from .model import sample
     device, net_G, latent_dim = device_and_generator(args)
-    root = data_root(args)
-    images, _, _ = read_images(root)
+    root, images, _ = read_data(args)
     rng = onp.random.default_rng(args.seed)
     real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
     Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')

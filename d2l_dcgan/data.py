@@ -1,8 +1,12 @@
 """The Pokemon sprites (or any image folder) as the chapter's 64x64, [-1, 1] DataLoader."""
+import functools
 import hashlib
 import http.client
 import os
+import re
 import shutil
+import struct
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -14,6 +18,7 @@ import numpy as onp
 from d2l import mxnet as d2l
 from mxnet import gluon, image, np
 from mxnet.base import MXNetError
+from PIL import JpegImagePlugin, PngImagePlugin
 
 from .errors import DCGANError
 from .fileio import file_digest
@@ -155,27 +160,136 @@ def list_images(data_dir):
     return dataset.items, dataset.synsets
 
 
-def _read_one(path, size):
+# Pillow's Image.MAX_IMAGE_PIXELS, the size above which it warns of a decompression bomb
+MAX_IMAGE_PIXELS = 89_478_485
+_FORMATS = {b'\x89PNG\r\n\x1a\n': PngImagePlugin.PngImageFile,
+            b'\xff\xd8': JpegImagePlugin.JpegImageFile}
+_IEND = b'IEND\xaeB`\x82'  # a PNG's last chunk with its fixed CRC
+# Pillow's words for a broken header -> what they mean here
+_PLAIN = {'not identified by this driver': 'its header gives a zero width or height, or a bit '
+                                           'depth or colour type that PNG/JPEG do not have',
+          'Truncated File Read': 'file is truncated',
+          'unpack_from requires': 'file is truncated',
+          'cannot load this image': 'file is truncated before its pixel data'}
+_DECODE_ERRORS = (MXNetError, OSError, SyntaxError, ValueError, EOFError, IndexError,
+                  TypeError, struct.error)
+
+
+class BadImage(DCGANError):
+    """An image that cannot be read: its `path` and the decoder's `reason`, in one line."""
+
+    def __init__(self, path, reason):
+        super().__init__(f'cannot read image {path}: {reason}')
+        self.path, self.reason = path, reason
+
+
+def _reason(e):
+    """One short line of why a decoder failed: its last line, less MXNet's 'Check failed'."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    line = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+    line = re.sub(r'^(MXNetError: )?(Check failed: [^:]*: )?', '', line)
+    return next((plain for words, plain in _PLAIN.items() if words in line), line)
+
+
+def _open_header(f):
+    """Pillow's lazy open of a PNG or JPEG (header only), without Image.open's own pixel limit."""
+    head = f.read(8)
+    f.seek(0)
+    for magic, factory in _FORMATS.items():
+        if head.startswith(magic):
+            return factory(f)
+    raise ValueError(f'not a PNG or JPEG file (it starts with {head!r})' if head else
+                     'empty file')
+
+
+def _check_body(im):
+    """Pillow reads the rest of the file: a PNG's chunks and CRCs, a JPEG's every byte."""
+    if im.format == 'PNG':
+        im.verify()
+    else:
+        im.draft(None, (1, 1))  # 1/8 scale: cheap, yet every byte is read, so truncation shows
+        im.load()
+
+
+def _checked_bytes(path, max_pixels):
+    """The file's bytes and (height, width), once Pillow has found its size within `max_pixels`
+    (from the header, before any pixel is allocated) and its body whole."""
+    with open(path, 'rb') as f:
+        im = _open_header(f)
+        width, height = im.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ValueError(f'{width}x{height} is {width * height:,} pixels, more than the '
+                             f'limit of {max_pixels:,} (max_image_pixels)')
+        _check_body(im)
+        f.seek(0)
+        buf = f.read()
+    if im.format == 'PNG' and buf.rfind(_IEND) < 0:  # verify() stops before IEND's CRC
+        raise OSError('truncated PNG file (inside its IEND chunk)')
+    return buf, (height, width)
+
+
+def _read_one(path, size, max_pixels=MAX_IMAGE_PIXELS):
+    """One image as the chapter reads it (MXNet's imdecode, flag=1, then Resize): uint8 HWC."""
     try:
-        img = image.imread(path, flag=1)  # 3 channels: RGBA, palette and grayscale become RGB
-    except (MXNetError, OSError) as e:
-        raise DCGANError(f'cannot read image {path}: not a valid PNG/JPEG file') from e
-    if img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
-        raise DCGANError(f'cannot read image {path}: decoded to shape {img.shape}')
-    return gluon.data.vision.transforms.Resize(size)(img).asnumpy()
+        buf, shape = _checked_bytes(path, max_pixels)
+        img = image.imdecode(buf, flag=1)  # 3 channels: RGBA, palette and grayscale become RGB
+        # MXNet decodes asynchronously: a failure surfaces in asnumpy, so it is inside the try
+        out = gluon.data.vision.transforms.Resize(size)(img).asnumpy()
+    except _DECODE_ERRORS as e:
+        raise BadImage(path, _reason(e)) from e
+    if img.shape[:2] != shape:
+        raise BadImage(path, f'decoded to {img.shape}, its header says {shape[1]}x{shape[0]}')
+    return out
 
 
-def read_images(data_dir, size=64, num_threads=2):
+def _read_or_error(path, size, max_pixels):
+    try:
+        return _read_one(path, size, max_pixels)
+    except BadImage as e:
+        return e
+
+
+def _map_in_order(fn, items, num_threads):
+    """[fn(x) for x in items] on `num_threads` threads; an exception cancels the calls not begun."""
+    with ThreadPoolExecutor(max(1, num_threads)) as pool:
+        futures = [pool.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _report_skipped(bad, total, data_dir):
+    for e in bad:
+        print(f'skipping {e.path}: {e.reason}', file=sys.stderr)
+    if bad:
+        print(f'skipped {len(bad):,} of {total:,} images; see above', file=sys.stderr)
+    if bad and len(bad) == total:
+        raise DCGANError(f'none of the {total:,} images in {data_dir} can be read (see above)')
+
+
+def read_images(data_dir, size=64, num_threads=2, skip_bad_images=False,
+                max_image_pixels=MAX_IMAGE_PIXELS, skipped=None):
     """Decode and resize every image once: uint8 array (N, size, size, 3), int32 labels, classes.
 
-    Resize is the chapter's own transform, so the pixels equal its pipeline's."""
+    Resize is the chapter's own transform, so the pixels equal its pipeline's. An image that
+    cannot be read, or whose header gives more than `max_image_pixels` (None: no limit), stops
+    with a one-line DCGANError; with `skip_bad_images` it is named on stderr and left out, and
+    {'path', 'reason'} appended to the list `skipped` if one is given."""
     items, synsets = list_images(data_dir)
-    paths = [p for p, _ in items]
-    # imread and imresize release the GIL in MXNet's C code, so threads overlap them
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:
-        images = onp.stack(list(pool.map(lambda p: _read_one(p, size), paths)))
-    labels = onp.array([label for _, label in items], dtype='int32')
-    return images, labels, synsets
+    read = functools.partial(_read_or_error if skip_bad_images else _read_one, size=size,
+                             max_pixels=max_image_pixels)
+    # imdecode and imresize release the GIL in MXNet's C code, so threads overlap them
+    decoded = _map_in_order(read, [p for p, _ in items], num_threads)
+    bad = [d for d in decoded if isinstance(d, BadImage)]
+    _report_skipped(bad, len(items), data_dir)
+    if skipped is not None:
+        skipped.extend({'path': e.path, 'reason': e.reason} for e in bad)
+    good = [(d, label) for d, (_, label) in zip(decoded, items) if not isinstance(d, BadImage)]
+    images = onp.stack([d for d, _ in good])
+    return images, onp.array([label for _, label in good], dtype='int32'), synsets
 
 
 # ToTensor (x / 255) then Normalize(0.5, 0.5) of every uint8 value, in float32 like those
@@ -198,14 +312,16 @@ def _batchify(samples):
 
 
 def load_image_folder(data_dir, batch_size=256, size=64, shuffle=True, num_workers=0,
-                      last_batch='keep'):
+                      last_batch='keep', skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS):
     """The chapter's DataLoader over any ImageFolder root: batches (X, y), X in [-1, 1].
 
-    Images are decoded once into memory and converted per batch rather than per image."""
+    Images are decoded once into memory and converted per batch rather than per image; bad ones
+    stop it, or are skipped with `skip_bad_images` (see read_images)."""
     for name, value in (('batch_size', batch_size), ('size', size)):
         if not isinstance(value, int) or value <= 0:
             raise DCGANError(f'{name} must be a positive integer, got {value!r}')
-    images, labels, _ = read_images(data_dir, size)
+    images, labels, _ = read_images(data_dir, size, skip_bad_images=skip_bad_images,
+                                    max_image_pixels=max_image_pixels)
     return array_loader(images, labels, batch_size, shuffle, num_workers, last_batch)
 
 

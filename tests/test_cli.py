@@ -84,7 +84,7 @@ def test_train_on_sprites_end_to_end(trained):
 
     m = metrics(out)
     assert m['device'] == 'cpu(0)'
-    assert m['num_images'] == 32
+    assert m['num_images'] == 32 and m['skipped_images'] == []
     settings = m['settings']
     assert (settings['seed'], settings['lr'], settings['batch_size'], settings['num_epochs'],
             settings['latent_dim'], settings['n_G'], settings['n_D']) == (0, 0.005, 16, 2, 100,
@@ -222,7 +222,8 @@ def test_train_help_lists_the_chapters_defaults(quick_runs):
     assert r.returncode == 0 and r.stderr == ''
     text = ' '.join(r.stdout.split())
     for option, default in (('--batch-size', '256'), ('--lr', '0.005'), ('--num-epochs', '20'),
-                            ('--latent-dim', '100'), ('--cache-dir', '../data')):
+                            ('--latent-dim', '100'), ('--cache-dir', '../data'),
+                            ('--max-image-pixels', '89478485')):
         assert re.search(rf'{option} [A-Z_]+ [^-]*\(default: {re.escape(default)}\)', text), \
             option
     assert '(default: None)' not in text and '(default: True)' not in text
