@@ -20,7 +20,7 @@ from mxnet import gluon, image, np
 from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
-from .errors import DCGANError
+from .errors import DCGANError, check_positive
 from .fileio import file_digest
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
@@ -220,7 +220,7 @@ def _checked_bytes(path, max_pixels):
         width, height = im.size
         if max_pixels is not None and width * height > max_pixels:
             raise ValueError(f'{width}x{height} is {width * height:,} pixels, more than the '
-                             f'limit of {max_pixels:,} (max_image_pixels)')
+                             f'limit of {max_pixels:,} (--max-image-pixels)')
         _check_body(im)
         f.seek(0)
         buf = f.read()
@@ -306,9 +306,12 @@ def to_tensor(batch_uint8):
     return np.array(_NORMALIZED[batch.transpose(0, 3, 1, 2)])
 
 
-def _batchify(samples):
+def _batchify(samples, gray_to_rgb=False):
     images, labels = zip(*samples)
-    return to_tensor(onp.stack(images)), np.array(onp.array(labels), dtype='int32')
+    X = to_tensor(onp.stack(images))
+    if gray_to_rgb:
+        X = np.concatenate([X, X, X], axis=1)
+    return X, np.array(onp.array(labels), dtype='int32')
 
 
 def load_image_folder(data_dir, batch_size=256, size=64, shuffle=True, num_workers=0,
@@ -317,21 +320,22 @@ def load_image_folder(data_dir, batch_size=256, size=64, shuffle=True, num_worke
 
     Images are decoded once into memory and converted per batch rather than per image; bad ones
     stop it, or are skipped with `skip_bad_images` (see read_images)."""
-    for name, value in (('batch_size', batch_size), ('size', size)):
-        if not isinstance(value, int) or value <= 0:
-            raise DCGANError(f'{name} must be a positive integer, got {value!r}')
+    check_positive(batch_size=batch_size, size=size)
     images, labels, _ = read_images(data_dir, size, skip_bad_images=skip_bad_images,
                                     max_image_pixels=max_image_pixels)
     return array_loader(images, labels, batch_size, shuffle, num_workers, last_batch)
 
 
 def array_loader(images, labels, batch_size=256, shuffle=True, num_workers=0,
-                 last_batch='keep'):
-    """A DataLoader of (X, y) over uint8 (N, H, W, C) images, X float32 NCHW in [-1, 1]."""
+                 last_batch='keep', gray_to_rgb=False):
+    """A DataLoader of (X, y) over uint8 (N, H, W, C) images, X float32 NCHW in [-1, 1].
+
+    `gray_to_rgb` repeats a gray channel three times per batch, so memory holds one copy."""
     dataset = gluon.data.ArrayDataset(images, labels)
     return gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                  num_workers=num_workers, last_batch=last_batch,
-                                 batchify_fn=_batchify)
+                                 batchify_fn=functools.partial(_batchify,
+                                                               gray_to_rgb=gray_to_rgb))
 
 
 def load_pokemon(batch_size=256, data_dir=None, cache_dir=DEFAULT_CACHE_DIR, **kwargs):

@@ -4,7 +4,7 @@
 four files of a folder, or fetches them through Gluon's own `FashionMNIST` dataset (downloaded
 and SHA-1 checked); `load_fashion_mnist` is the chapter's pipeline on them: the same `Resize`
 transform (bilinear, once up front), then ToTensor and Normalize(0.5, 0.5) a batch at a time
-(`data.to_tensor`)."""
+(`data.array_loader`)."""
 import gzip
 import os
 import zlib
@@ -12,7 +12,7 @@ import zlib
 import numpy as onp
 from mxnet import gluon, np
 
-from .data import to_tensor
+from . import data
 from .errors import DCGANError, check_positive
 
 __all__ = ['FASHION_CLASSES', 'read_idx', 'load_fashion_mnist_arrays', 'select_categories',
@@ -205,17 +205,8 @@ def array_loader(images, labels, batch_size=256, size=64, channels=1, categories
     resized = resize_images(images, size)
     if resized.shape[3] != 1:
         raise DCGANError(f'expected gray images, got {resized.shape[3]} channels')
-
-    def batchify(samples):
-        X, y = zip(*samples)
-        X = to_tensor(onp.stack(X))  # (B, 1, size, size) in [-1, 1]
-        if channels == 3:
-            X = np.concatenate([X, X, X], axis=1)
-        return X, np.array(onp.asarray(y), dtype='int32')
-
-    dataset = gluon.data.ArrayDataset(resized, labels.astype(onp.int32))
-    return gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                 last_batch=last_batch, batchify_fn=batchify)
+    return data.array_loader(resized, labels.astype(onp.int32), batch_size, shuffle,
+                             last_batch=last_batch, gray_to_rgb=channels == 3)
 
 
 def load_fashion_mnist(batch_size=256, data_dir=None, size=64, channels=1, categories=None,

@@ -69,7 +69,7 @@ HOSTILE = {
     'png 16-bit palette': ('p16.png', png(10, 10, depth=16, colour=3), ZERO_SIZE),
     'png 50000x50000 header': ('bomb.png', png(50000, 50000, body=zlib.compress(bytes(99))),
                                '50000x50000 is 2,500,000,000 pixels, more than the limit of '
-                               '89,478,485 (max_image_pixels)'),
+                               '89,478,485 (--max-image-pixels)'),
     'jpeg cut in its header': ('cut100.jpg', JPEG[:100], 'file is truncated'),
     'jpeg cut before its scan': ('nosos.jpg', JPEG[:SOS],
                                  'file is truncated before its pixel data'),
@@ -192,7 +192,7 @@ def test_max_image_pixels(tmp_path, capfd):
     assert read_images(root, max_image_pixels=12_000)[0].shape == (1, 64, 64, 3)
     assert read_images(root, max_image_pixels=None)[0].shape == (1, 64, 64, 3)
     with pytest.raises(DCGANError, match=r'a\.png: 120x100 is 12,000 pixels, more than the '
-                                         r'limit of 11,999 \(max_image_pixels\)$'):
+                                         r'limit of 11,999 \(--max-image-pixels\)$'):
         read_images(root, max_image_pixels=11_999)
     code = cli.train_main(['--data-dir', root, '--out-dir', str(tmp_path / 'out'),
                            '--max-image-pixels', '11999', *TINY])
