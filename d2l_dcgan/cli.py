@@ -327,8 +327,8 @@ def run_train(args):
         start = time.time()
         history = fit(
             net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
-            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, animator=animator, on_epoch_end=on_epoch_end,
-            progress=args.progress, checkpoint_dir=ckpt_dir,
+            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, animator=animator,
+            on_epoch_end=on_epoch_end, progress=args.progress, checkpoint_dir=ckpt_dir,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
             epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed, device)

@@ -13,7 +13,7 @@ import numpy as onp
 
 from . import discriminator, generator, init_nets, update_D, update_G
 from .cli import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, _run,
-                  add_data_flags, data_root)
+                  add_data_flags, read_data)
 from .gpu import select_device
 
 # What "within float rounding" allows. Measured on a CPU: the two sides agree to the last bit
@@ -110,9 +110,6 @@ class Side:
         return loss_D / X.shape[0], loss_G / X.shape[0]
 
 
-TRAINER_HP = {'beta1': 0.5}  # the chapter's Adam, besides the learning rate
-
-
 def book_side(n_G, n_D, lr, device, X, Z):
     """The chapter's train(), up to its loop: nets, initialisation, Trainers."""
     from d2l import mxnet as d2l
@@ -123,26 +120,22 @@ def book_side(n_G, n_D, lr, device, X, Z):
     net_G.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
     net_D(net_G(Z))  # finish the deferred initialisation (inference mode: nothing changes)
     net_D(X)
-    trainer_hp = {'learning_rate': lr, **TRAINER_HP}
+    trainer_hp = {'learning_rate': lr, 'beta1': 0.5}
     trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', trainer_hp)
     trainer_G = gluon.Trainer(net_G.collect_params(), 'adam', trainer_hp)
     return Side(net_D, net_G, trainer_D, trainer_G, d2l.update_D, d2l.update_G)
 
 
 def our_side(book, n_G, n_D, lr, device, X, Z):
-    """This package's nets, hybridized as train() runs them, with the book's initial weights."""
-    from mxnet import gluon
+    """This package's nets, set up as train() sets them up, with the book's initial weights."""
+    from .train import hybridize, make_trainers
     net_G, net_D = generator(n_G), discriminator(n_D)
     init_nets(net_D, net_G, device)
-    for net in (net_D, net_G):
-        net.hybridize(static_alloc=True, static_shape=True)
+    hybridize(net_D, net_G)
     net_D(net_G(Z))
     net_D(X)
     copy_weights(book.nets, (net_D, net_G))
-    trainer_hp = {'learning_rate': lr, **TRAINER_HP}
-    trainer_D = gluon.Trainer(list(net_D.collect_params().values()), 'adam', trainer_hp)
-    trainer_G = gluon.Trainer(list(net_G.collect_params().values()), 'adam', trainer_hp)
-    return Side(net_D, net_G, trainer_D, trainer_G, update_D, update_G)
+    return Side(net_D, net_G, *make_trainers(net_D, net_G, lr), update_D, update_G)
 
 
 def _close(a, b):
@@ -190,11 +183,9 @@ def crosscheck(images, steps, batch_size, n_G, n_D, lr, latent_dim, seed, device
 
 
 def run_crosscheck(args):
-    from .data import read_images
     device, why = select_device(args.device)
     print(f'device: {device} ({why})')
-    root = data_root(args)
-    images, _, _ = read_images(root)
+    root, images, _ = read_data(args)
     print(f'data: {len(images)} images from {root}')
     return crosscheck(images, args.steps, args.batch_size, args.n_G, args.n_D, args.lr,
                       args.latent_dim, args.seed, device)
