@@ -23,6 +23,7 @@ import d2l_dcgan  # noqa: F401  first: MXNet's thread count
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,16 +38,24 @@ from d2l_dcgan.recipes import RECIPES, Recipe
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULT_PREFIX = 'QUALITY_RESULT '
 SMOOTH, AUGMENT = 0.1, ('color', 'translation', 'cutout')
-EMA_HALFLIFE, LR_G = 1024, 0.00125  # half an epoch of 2,048 images; G 4x slower than D's 0.005
-# the candidates, one technique each, then combinations of the ones that helped (chosen from the
-# single-technique rows over all seeds) and the command line's --recipe improved
+EMA_HALFLIFE = 1024  # images: half an epoch of the 2,048 sprites
+SHORT_HALFLIFE = 256  # 4 steps of 64: less lag behind a generator still improving fast
+SLOW_LR = 0.00125  # a quarter of the book's 0.005, about Heusel et al.'s ratio of the two
+FAST_LR = 0.01  # twice the book's: measured after slow_G came out far worse than the book
+# the candidates, one technique each (two learning rates both ways), then a combination of
+# what helped, chosen from the single-technique rows over all seeds, and the command line's
+# --recipe improved
 CANDIDATES = {
     'book': Recipe(),
     'ema': Recipe(ema_halflife=EMA_HALFLIFE),
     'smooth': Recipe(label_smoothing=SMOOTH),
     'augment': Recipe(augment=AUGMENT),
-    'ttur': Recipe(lr_G=LR_G),
+    'slow_G': Recipe(lr_G=SLOW_LR),
+    'slow_D': Recipe(lr_D=SLOW_LR),
+    'fast_G': Recipe(lr_G=FAST_LR),
     'batch_stats': Recipe(sample_batch_stats=True),
+    'ema_short': Recipe(ema_halflife=SHORT_HALFLIFE),
+    'ema+augment': Recipe(ema_halflife=EMA_HALFLIFE, augment=AUGMENT),
     'ema+batch_stats': Recipe(ema_halflife=EMA_HALFLIFE, sample_batch_stats=True),
     'improved': RECIPES['improved'],
 }
@@ -71,7 +80,8 @@ def parse_args(argv=None):
     p.add_argument('--final-samples', type=int, default=512,
                    help='generated (and real) images of the final SWD')
     p.add_argument('--out', default=os.path.join(HERE, 'quality.json'))
-    p.add_argument('--figure', help='write book vs improved samples (seed 0) to this PNG')
+    p.add_argument('--figure', help='write book vs improved samples (each of --seeds) to this '
+                   'PNG')
     p.add_argument('--table', action='store_true', help='only print the table of --out')
     p.add_argument('--only', help=argparse.SUPPRESS)  # NAME:SEED, in a child process
     return p.parse_args(argv)
@@ -191,23 +201,27 @@ def print_table(results):
               + ' '.join(f'{v:.0f}' for v in r['curve']) + ' |')
 
 
-def draw_figure(args, path, seed=0):
-    """The book's and the improved recipe's 64 samples of seed `seed`'s fixed noise."""
+def draw_figure(args, path, seeds, per_seed=24):
+    """The book's and the improved recipe's first `per_seed` samples of each seed's fixed noise
+    (the same noise for both), a row per seed."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from d2l_dcgan.plot import save_figure, to_image_grid
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
-    for ax, name in zip(axes, ('book', 'improved')):
-        images = onp.load(samples_path(args, name, seed))
-        ax.imshow(to_image_grid(images, 8, 8))
-        ax.set_title(f"--recipe {name}: {CANDIDATES[name].describe()}", fontsize=9)
-        ax.axis('off')
-    fig.suptitle(f'the same noise (seed {seed}), {args.epochs} epochs on '
-                 f'{args.num_sprites if not args.data_dir else args.data_dir} images, '
-                 f'widths {args.width}', fontsize=10)
+    fig, axes = plt.subplots(len(seeds), 2, figsize=(12, 1.75 * len(seeds) + 0.6),
+                             squeeze=False)
+    for row, seed in zip(axes, seeds):
+        for ax, name in zip(row, ('book', 'improved')):
+            ax.imshow(to_image_grid(onp.load(samples_path(args, name, seed)), 3, per_seed // 3))
+            swd = args.results['runs'][f'{name}/{seed}']['swd']
+            ax.set_title(f'--recipe {name} ({CANDIDATES[name].describe()}), seed {seed}: '
+                         f'SWD {swd:.1f}', fontsize=9)
+            ax.axis('off')
+    data = args.data_dir or f'{args.num_sprites} sprites'
+    fig.suptitle(f'the same noise per seed; {args.epochs} epochs on {data}, widths '
+                 f'{args.width}, batch {args.batch_size}', fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=80)
     print(f'wrote {path}')
 
 
@@ -235,6 +249,9 @@ def main(argv=None):
                         if r['seed'] == seed and r['settings'] == wanted]
                 if same:  # e.g. 'improved' is one of the combinations measured already
                     results['runs'][key] = {**same[0], 'recipe': name}
+                    if os.path.exists(samples_path(args, same[0]['recipe'], seed)):
+                        shutil.copyfile(samples_path(args, same[0]['recipe'], seed),
+                                        samples_path(args, name, seed))
                     save(args, results)
                     continue
                 t0 = time.time()
@@ -258,7 +275,8 @@ def main(argv=None):
     results['table'] = table(results)
     print_table(results)
     if args.figure:
-        draw_figure(args, args.figure)
+        args.results = results
+        draw_figure(args, args.figure, [int(s) for s in args.seeds.split(',')])
     return 0
 
 
