@@ -1,8 +1,9 @@
 """Checkpoints that survive crashes: atomic, checksummed, the last K kept; and a run lock.
 
 A checkpoint is a folder `ckpt-e0003-s000480/` holding both nets' parameters, both trainers'
-optimizer states, the fixed sample noise and `state.json` (epoch, step, history, seed, lr),
-with `MANIFEST.json` (SHA-256 of each file) written last. It is assembled under a temporary name
+optimizer states, the fixed sample noise and `state.json` (epoch, step, history, seed, learning
+rates, recipe), with a recipe's weight average of the generator `net_G_ema.params`, and
+`MANIFEST.json` (SHA-256 of each file) written last. It is assembled under a temporary name
 and renamed into place, so a crash mid-write leaves the previous checkpoint as the newest one."""
 import errno
 import fcntl
@@ -19,6 +20,7 @@ from .fileio import file_digest, fsync_path
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
          'fixed_Z.npy', 'state.json')
+EMA_FILE = 'net_G_ema.params'  # only in runs whose recipe averages the generator
 
 
 def _sha256(path):
@@ -37,8 +39,10 @@ def list_checkpoints(ckpt_dir):
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state, keep=3):
-    """Write one checkpoint atomically and keep only the newest `keep`; return its path."""
+def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state, keep=3,
+                    ema_net=None):
+    """Write one checkpoint atomically and keep only the newest `keep`; return its path.
+    `ema_net`: the generator's weight average, if the run has one."""
     name = f'ckpt-e{state["epoch"]:04d}-s{state["step"]:06d}'
     final = os.path.join(ckpt_dir, name)
     tmp = os.path.join(ckpt_dir, f'.tmp-{name}-{os.getpid()}')
@@ -53,8 +57,10 @@ def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state
         onp.save(os.path.join(tmp, 'fixed_Z.npy'), fixed_Z.asnumpy())
         with open(os.path.join(tmp, 'state.json'), 'w') as f:
             json.dump(state, f)
+        if ema_net is not None:
+            ema_net.save_parameters(os.path.join(tmp, EMA_FILE))
         manifest = {}
-        for fname in FILES:
+        for fname in FILES + ((EMA_FILE,) if ema_net is not None else ()):
             path = os.path.join(tmp, fname)
             fsync_path(path)
             manifest[fname] = _sha256(path)
@@ -85,7 +91,8 @@ def verify_checkpoint(path):
     try:
         with open(manifest_path) as f:
             manifest = json.load(f)
-        for fname in FILES:
+        # the required files, and any other the manifest lists (the weight average)
+        for fname in FILES + tuple(sorted(set(manifest) - set(FILES))):
             if _sha256(os.path.join(path, fname)) != manifest[fname]:
                 raise DCGANError(f'checkpoint {path} is corrupt: {fname} fails its checksum')
         with open(os.path.join(path, 'state.json')) as f:
@@ -105,8 +112,15 @@ def newest_valid_checkpoint(ckpt_dir, report=print):
     return None, None
 
 
-def load_checkpoint(path, net_D, net_G, trainer_D, trainer_G, devices):
-    """Restore nets and trainers in place; return the fixed sample noise as a NumPy array."""
+def load_checkpoint(path, net_D, net_G, trainer_D, trainer_G, devices, ema_net=None):
+    """Restore nets and trainers (and `ema_net`, the generator's weight average) in place;
+    return the fixed sample noise as a NumPy array."""
+    if ema_net is not None:
+        ema_path = os.path.join(path, EMA_FILE)
+        if not os.path.isfile(ema_path):
+            raise DCGANError(f'checkpoint {path} has no {EMA_FILE}: its run did not average '
+                             f'the generator; continue it with its own recipe')
+        ema_net.load_parameters(ema_path, ctx=devices[0])
     net_G.load_parameters(os.path.join(path, 'net_G.params'), ctx=devices)
     net_D.load_parameters(os.path.join(path, 'net_D.params'), ctx=devices)
     trainer_G.load_states(os.path.join(path, 'trainer_G.states'))

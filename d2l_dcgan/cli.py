@@ -142,6 +142,8 @@ def train_parser(prog=None):
     run.add_argument('--swd-samples', type=NON_NEGATIVE_INT, default=128,
                      help='generated and real images whose sliced Wasserstein distance is '
                           'measured after every epoch (0: off)')
+    add_recipe_flags(p.add_argument_group(
+        'better samples (opt-in; the defaults are the book\'s recipe)'))
     safe = p.add_argument_group('checkpoints and recovery')
     safe.add_argument('--resume', metavar='OUT_DIR',
                       help='continue the run in OUT_DIR from its newest valid checkpoint, with '
@@ -158,10 +160,56 @@ def train_parser(prog=None):
     return p
 
 
+def augment_ops(text):
+    """--augment's value: comma-separated ops of recipes.AUGMENTS, or 'none' ('')."""
+    from .recipes import AUGMENTS
+    ops = [op.strip() for op in text.split(',') if op.strip()]
+    if ops == ['none']:
+        return ''
+    unknown = [op for op in ops if op not in AUGMENTS]
+    if unknown or not ops or len(set(ops)) < len(ops):
+        raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(AUGMENTS)} or '
+                                         f'none, got {text!r}')
+    return ','.join(ops)
+
+
+def add_recipe_flags(group):
+    """train's opt-in techniques (d2l_dcgan.recipes); a flag given overrides --recipe's value."""
+    from .recipes import AUGMENTS, RECIPES
+    group.add_argument('--recipe', choices=tuple(RECIPES), default='book',
+                       help='book: the chapter\'s; improved: ' + RECIPES['improved'].describe())
+    group.add_argument('--ema-halflife', type=NON_NEGATIVE_INT, metavar='IMAGES',
+                       help='average the generator\'s weights, their memory halving every '
+                            'IMAGES training images (0: off); writes net_G_ema.params')
+    group.add_argument('--label-smoothing', type=number(float, 0, 1), metavar='X',
+                       help='one-sided label smoothing: D\'s target for real images is 1 - X '
+                            '(0: off)')
+    group.add_argument('--augment', type=augment_ops, nargs='?', const=','.join(AUGMENTS),
+                       metavar='OPS', help='differentiable augmentation of every image D '
+                       f'sees: {",".join(AUGMENTS)} (all without OPS) or none')
+    group.add_argument('--lr-D', dest='lr_D', type=POSITIVE_FLOAT,
+                       help='the discriminator\'s learning rate (default: --lr)')
+    group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
+                       help='the generator\'s learning rate (default: --lr)')
+    group.add_argument('--sample-batch-stats', action=argparse.BooleanOptionalAction,
+                       help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
+                            'the running averages')
+
+
+def train_recipe(args):
+    """The recipes.Recipe of --recipe with the flags given on top."""
+    from .recipes import RECIPES
+    return RECIPES[args.recipe].override(
+        ema_halflife=args.ema_halflife, label_smoothing=args.label_smoothing,
+        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G,
+        sample_batch_stats=args.sample_batch_stats)
+
+
 # what --resume takes from the run it continues; the other flags may change on resume
 RUN_SETTINGS = ('dataset', 'data_dir', 'cache_dir', 'num_sprites', 'batch_size', 'lr',
                 'latent_dim', 'n_G', 'n_D', 'alpha', 'seed', 'num_samples', 'swd_samples',
-                'hybridize')
+                'hybridize', 'recipe', 'ema_halflife', 'label_smoothing', 'augment', 'lr_D',
+                'lr_G', 'sample_batch_stats')
 
 
 def explicit_flags(parser, argv):
@@ -294,6 +342,8 @@ def run_train(args):
             raise DCGANError(f'--out-dir {out} holds a run already ({newest}); continue it '
                              f'with --resume {out}, or choose another --out-dir')
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        recipe = train_recipe(args)
+        print(f'recipe: {recipe.describe()}')
         seed_everything(seed)
         data_dir, images, data_iter, skipped = load_data(args)
         print(f'data: {len(images)} images from {data_dir}')
@@ -302,7 +352,8 @@ def run_train(args):
         # the same noise on resume: drawn from the seed
         fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=device)
         metrics_path = os.path.join(out, 'metrics.json')
-        metrics = {'settings': {**vars(args), 'seed': seed}, 'device': str(device),
+        metrics = {'settings': {**vars(args), 'seed': seed}, 'recipe': recipe.to_json(),
+                   'device': str(device),
                    'devices': [str(d) for d in devices],
                    'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
                    'skipped_images': skipped,
@@ -314,11 +365,15 @@ def run_train(args):
         animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
                                swd=args.swd_samples > 0)
 
+        def on_epoch_samples(record, sample):
+            save_image_grid(sample(fixed_Z), os.path.join(
+                out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
+            if sample.average:
+                save_params(sample.net, os.path.join(out, 'net_G_ema.params'))
+
         def on_epoch_end(record, net_D, net_G):
             save_params(net_G, os.path.join(out, 'net_G.params'))
             save_params(net_D, os.path.join(out, 'net_D.params'))
-            save_image_grid(net_G(fixed_Z), os.path.join(
-                out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
             # an epoch run again after a rollback or resume replaces its earlier record
             metrics['epochs'] = [r for r in metrics['epochs'] if r['epoch'] < record['epoch']]
             metrics['epochs'].append(record)
@@ -328,22 +383,24 @@ def run_train(args):
         history = fit(
             net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
             hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, animator=animator,
-            on_epoch_end=on_epoch_end, progress=args.progress, checkpoint_dir=ckpt_dir,
+            recipe=recipe, on_epoch_samples=on_epoch_samples, on_epoch_end=on_epoch_end,
+            progress=args.progress, checkpoint_dir=ckpt_dir,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
             epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed, device)
                            if args.swd_samples else None))
         if history and history[-1].get('swd') is not None:
             print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
+    ema = 'net_G_ema.params, ' if recipe.ema_halflife else ''
     print(f'{len(history)} epochs done ({time.time() - start:.1f} s this run); '
-          f'wrote {out}/dcgan.png, samples/, net_G.params, net_D.params, metrics.json, '
+          f'wrote {out}/dcgan.png, samples/, net_G.params, {ema}net_D.params, metrics.json, '
           f'checkpoints/')
 
 
 def generate_parser(prog=None):
     p = Parser(prog=prog, description='Sample a trained generator into one PNG grid.',
                 formatter_class=HelpFormatter)
-    p.add_argument('--params', required=True, help='a net_G.params written by training')
+    add_sampling_flags(p)
     p.add_argument('--num', type=POSITIVE_INT, default=64, help='images to generate')
     p.add_argument('--ncols', type=POSITIVE_INT, default=8, help='images per row')
     p.add_argument('--seed', type=SEED, default=0, help='random seed of the noise')
@@ -356,18 +413,25 @@ def generate_parser(prog=None):
     return p
 
 
+def add_sampling_flags(p):
+    p.add_argument('--params', required=True,
+                   help='a net_G.params (or net_G_ema.params) written by training')
+    p.add_argument('--batch-stats', action='store_true',
+                   help='BatchNorm with each batch\'s statistics (up to 256 images), not the '
+                        'running averages (as training with --sample-batch-stats samples)')
+
+
 def load_generator(path, device):
     """Rebuild the generator a .params file was saved from (sizes read off its weights)."""
     import mxnet as mx
     from mxnet.base import MXNetError
-    from .model import generator
+    from .model import generator, generator_sizes
     if not os.path.isfile(path):
         raise DCGANError(f'--params {path} does not exist')
     try:
-        shapes = {k: v.shape for k, v in mx.nd.load(path).items()}
-        latent_dim, n_G8 = shapes['0.conv2d_trans.weight'][:2]
-        out_channels = shapes['4.weight'][1]
-        net_G = generator(n_G8 // 8, out_channels)
+        n_G, out_channels, latent_dim = generator_sizes(
+            {k: v.shape for k, v in mx.nd.load(path).items()})
+        net_G = generator(n_G, out_channels)
         net_G.load_parameters(path, ctx=device)
     except (MXNetError, KeyError, AssertionError, ValueError, AttributeError) as e:
         raise DCGANError(f'--params {path} is not a generator saved by d2l_dcgan '
@@ -398,10 +462,11 @@ def run_generate(args):
     if args.interpolate:
         Z, _ = latent_walks(args.num // args.interpolate, args.interpolate, latent_dim,
                             args.seed)
-        images, ncols = sample(net_G, Z, device), args.interpolate
+        ncols = args.interpolate
     else:
-        images, ncols = net_G(np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1),
-                                               ctx=device)), args.ncols
+        Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device).asnumpy()
+        ncols = args.ncols
+    images = sample(net_G, Z, device, batch_stats=args.batch_stats)
     out_parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_parent):
         raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
@@ -418,7 +483,7 @@ def evaluate_parser(prog=None):
         'Sliced Wasserstein distance (Karras et al. 2018; x 1e3 per Laplacian level, lower is '
         'closer) between images of a trained generator and the data.'),
         formatter_class=HelpFormatter)
-    p.add_argument('--params', required=True, help='a net_G.params written by training')
+    add_sampling_flags(p)
     add_data_flags(p)
     p.add_argument('--num', type=POSITIVE_INT, default=512,
                    help='generated and real images to compare (fewer if the data has fewer)')
@@ -436,7 +501,7 @@ def run_evaluate(args):
     rng = onp.random.default_rng(args.seed)
     real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
     Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
-    fake = sample(net_G, Z, device)
+    fake = sample(net_G, Z, device, batch_stats=args.batch_stats)
     levels, mean = sliced_wasserstein(real, fake, seed=args.seed)
     sizes = swd_resolutions(real.shape[1])
     print(f'SWD x1e3 to the data ({len(real)} generated vs {len(real)} real images of {root}): '

@@ -56,10 +56,25 @@ def discriminator(n_D=64, alpha=0.2):
     return net_D
 
 
-def sample(net_G, Z, device, chunk=256):
+def generator_sizes(shapes):
+    """(n_G, out_channels, latent_dim) of a `generator` from its parameters' shapes, keyed by
+    their structural names ('0.conv2d_trans.weight', as .params files and
+    `_collect_params_with_prefix` name them). KeyError or ValueError if it is no generator()."""
+    latent_dim, n_G8 = shapes['0.conv2d_trans.weight'][:2]
+    if not latent_dim or n_G8 % 8:
+        raise ValueError(f'not a generator(): its first layer is {latent_dim} -> {n_G8}')
+    return n_G8 // 8, shapes['4.weight'][1], latent_dim
+
+
+def sample(net_G, Z, device, chunk=256, batch_stats=False):
     """net_G's images for the noise Z (a NumPy array), in inference mode, as NumPy (N, C, H, W)
-    in [-1, 1]; `chunk` vectors at a time, so a large Z fits in device memory."""
+    in [-1, 1]; `chunk` vectors at a time, so a large Z fits in device memory.
+
+    `batch_stats`: BatchNorm normalises each chunk with its own statistics instead of the
+    running averages (training mode, nothing recorded; the running averages stay as they are)."""
+    import contextlib
     import numpy as onp
-    from mxnet import np
-    return onp.concatenate([net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
-                            for i in range(0, len(Z), chunk)])
+    from mxnet import autograd, np
+    with autograd.train_mode() if batch_stats else contextlib.nullcontext():
+        return onp.concatenate([net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
+                                for i in range(0, len(Z), chunk)])

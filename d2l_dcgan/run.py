@@ -22,20 +22,23 @@ from mxnet import gluon, np
 from . import checkpoint as ckpt
 from .errors import DCGANError, check_positive
 from .plot import GANAnimator, sample_grid
+from .recipes import BATCHNORM_SAMPLES, DiffAugment, GeneratorEMA, Recipe, Sampler
 from .train import Accumulator, hybridize, init_nets, make_trainers, train_step
 
 # the random streams of a seeded run; a stream's number is its index (saved runs depend on it)
-STREAMS = ('shuffle', 'noise', 'fixed_noise', 'init', 'swd')
+STREAMS = ('shuffle', 'noise', 'fixed_noise', 'init', 'swd', 'augment', 'batchnorm')
 
 
-def stream_seed(seed, name, epoch=0):
-    """The seed of stream `name` in `epoch` of the run seeded with `seed`."""
-    return int(onp.random.SeedSequence([seed, epoch, STREAMS.index(name)]).generate_state(1)[0])
+def stream_seed(seed, name, epoch=0, *more):
+    """The seed of stream `name` in `epoch` of the run seeded with `seed` (and in its step,
+    say, given as `more`)."""
+    return int(onp.random.SeedSequence([seed, epoch, STREAMS.index(name), *more])
+               .generate_state(1)[0])
 
 
-def stream(seed, name, epoch=0):
-    """A NumPy generator of stream `name` in `epoch`."""
-    return onp.random.default_rng(stream_seed(seed, name, epoch))
+def stream(seed, name, epoch=0, *more):
+    """A NumPy generator of stream `name` in `epoch` (and `more`)."""
+    return onp.random.default_rng(stream_seed(seed, name, epoch, *more))
 
 
 def fixed_noise(seed, num, latent_dim):
@@ -47,7 +50,8 @@ def fixed_noise(seed, num, latent_dim):
 class RunState:
     """Where a run is; checkpoints save it as state.json and resume from it."""
     seed: Optional[int]
-    lr: float
+    lr: float  # the discriminator's (and the book's one learning rate)
+    lr_G: Optional[float] = None  # the generator's; None: lr (checkpoints from before it)
     epoch: int = 1  # the epoch in progress
     step: int = 0  # its steps done (a resumed epoch skips them)
     global_step: int = 0
@@ -56,10 +60,14 @@ class RunState:
 
     @classmethod
     def from_json(cls, saved):
-        state = cls(**{k: saved[k] for k in cls.__dataclass_fields__})
+        state = cls(**{k: saved[k] for k in cls.__dataclass_fields__ if k in saved})
         if state.partial is None:  # saved at the end of its epoch
             state.epoch, state.step = state.epoch + 1, 0
         return state
+
+    def lrs(self):
+        """(D's, G's) learning rates."""
+        return self.lr, self.lr if self.lr_G is None else self.lr_G
 
 
 class TrainingInterrupted(DCGANError):
@@ -124,7 +132,9 @@ class DivergenceGuard:
             raise DCGANError(f'{what}; {hint}')
         self.rollbacks += 1
         if self.verbose:
-            print(f'{what}: rolling back to {last} with lr {run.state.lr / 2:g}', file=sys.stderr)
+            lr_D, lr_G = run.state.lrs()
+            lrs = f'lr {lr_D / 2:g}' + (f', lr_G {lr_G / 2:g}' if lr_G != lr_D else '')
+            print(f'{what}: rolling back to {last} with {lrs}', file=sys.stderr)
         return True
 
 
@@ -184,22 +194,32 @@ class Run:
     keep_checkpoints: int = 3
     last_checkpoint: Optional[str] = None
     loss: gluon.loss.Loss = field(default_factory=gluon.loss.SigmoidBCELoss)
+    recipe: Recipe = field(default_factory=Recipe)
+    ema: Optional[GeneratorEMA] = None  # the generator's weight average, if the recipe has one
 
     @classmethod
     def start(cls, net_D, net_G, lr, latent_dim, devices, seed=None, fixed_Z=None,
-              hybridize_nets=True, **checkpoints):
-        """Initialise the nets as train() does (from the seed's streams if there is one)."""
+              hybridize_nets=True, recipe=None, **checkpoints):
+        """Initialise the nets as train() does (from the seed's streams if there is one), with
+        the recipe's learning rates and weight average."""
+        recipe = recipe or Recipe()
         if seed is not None:
             mx.random.seed(stream_seed(seed, 'init'), ctx='all')
         init_nets(net_D, net_G, devices)
         if hybridize_nets:
             hybridize(net_D, net_G)
-        trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
+        lr_D, lr_G = recipe.lrs(lr)
+        trainer_D, trainer_G = make_trainers(net_D, net_G, lr_D, lr_G)
         if fixed_Z is None:
             fixed_Z = (fixed_noise(seed, 21, latent_dim) if seed is not None else
                        np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=devices[0]))
-        return cls(net_D, net_G, trainer_D, trainer_G, devices, latent_dim,
-                   np.array(fixed_Z, ctx=devices[0]), RunState(seed, lr), **checkpoints)
+        run = cls(net_D, net_G, trainer_D, trainer_G, devices, latent_dim,
+                  np.array(fixed_Z, ctx=devices[0]), RunState(seed, lr_D, lr_G),
+                  recipe=recipe, **checkpoints)
+        if recipe.ema_halflife:
+            net_G(run.fixed_Z)  # finish deferred initialisation: the average starts from it
+            run.ema = GeneratorEMA(net_G, recipe.ema_halflife, devices[0])
+        return run
 
     def noise(self):
         """The epoch's noise source: a function of the batch size. With a seed it also seeds
@@ -211,20 +231,44 @@ class Run:
         rng = stream(seed, 'noise', epoch)
         return lambda n: np.array(rng.standard_normal((n,) + shape, dtype='float32'))
 
-    def step(self, X, Z):
-        """train_step on a batch split across the devices; the summed losses on the first."""
+    def augment(self, step):
+        """The recipe's augmentation of `step` in this epoch (its own stream), or None."""
+        if not self.recipe.augment:
+            return None
+        return DiffAugment(self.recipe.augment,
+                           stream(self.state.seed, 'augment', self.state.epoch, step))
+
+    def step(self, X, Z, step=0):
+        """train_step (the epoch's `step`) on a batch split across the devices, then the weight
+        average's update; the summed losses on the first device."""
+        batch_size = X.shape[0]
+        augment = self.augment(step)
         if len(self.devices) > 1:
             X = gluon.utils.split_and_load(X, self.devices, even_split=False)
             Z = gluon.utils.split_and_load(Z, self.devices, even_split=False)
         else:
             X, Z = X.as_in_ctx(self.devices[0]), Z.as_in_ctx(self.devices[0])
-        return train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
-                          self.trainer_G)
+        losses = train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
+                            self.trainer_G, real_label=self.recipe.real_label, augment=augment)
+        if self.ema:
+            self.ema.update(batch_size)
+        return losses
 
-    def set_lr(self, lr):
-        self.state.lr = lr
-        for trainer in (self.trainer_D, self.trainer_G):
-            trainer.set_learning_rate(lr)
+    def sampler(self):
+        """How the recipe samples now (the book's: net_G itself); the weight average gets its
+        BatchNorm statistics first, from the run's 'batchnorm' stream."""
+        if not self.ema:
+            return Sampler(self.net_G, self.recipe.sample_batch_stats)
+        Z = stream(self.state.seed, 'batchnorm').standard_normal(
+            (BATCHNORM_SAMPLES, self.latent_dim, 1, 1), dtype='float32')
+        self.ema.refresh(np.array(Z, ctx=self.devices[0]))
+        return Sampler(self.ema.net, self.recipe.sample_batch_stats, average=True)
+
+    def set_lr(self, lr, lr_G=None):
+        """Set D's learning rate to `lr` and G's to `lr_G` (default: lr)."""
+        self.state.lr, self.state.lr_G = lr, lr if lr_G is None else lr_G
+        for trainer, rate in zip((self.trainer_D, self.trainer_G), self.state.lrs()):
+            trainer.set_learning_rate(rate)
 
     def save(self):
         """Checkpoint the run, if it has a folder; never from weights that are not finite."""
@@ -236,18 +280,26 @@ class Run:
                              f'{self.last_checkpoint}')
         self.last_checkpoint = ckpt.save_checkpoint(
             self.checkpoint_dir, self.net_D, self.net_G, self.trainer_D, self.trainer_G,
-            self.fixed_Z, {**asdict(self.state), 'latent_dim': self.latent_dim},
-            keep=self.keep_checkpoints)
+            self.fixed_Z, {**asdict(self.state), 'latent_dim': self.latent_dim,
+                           'recipe': self.recipe.to_json()},
+            keep=self.keep_checkpoints, ema_net=self.ema.net if self.ema else None)
         return self.last_checkpoint
 
     def restore(self, path, saved):
-        """Load a checkpoint's weights, optimizer states, sample noise, state and lr."""
+        """Load a checkpoint's weights (and weight average), optimizer states, sample noise,
+        state and learning rates; a checkpoint of another recipe is refused."""
+        recipe = Recipe.from_json(saved.get('recipe'))  # none saved: the book's
+        if recipe != self.recipe:
+            raise DCGANError(f'checkpoint {path} was trained with the recipe '
+                             f'({recipe.describe()}), not ({self.recipe.describe()}); continue '
+                             f'it with its own')
         self.net_D(self.net_G(self.fixed_Z))  # finish deferred initialisation before loading
         fixed_Z = ckpt.load_checkpoint(path, self.net_D, self.net_G, self.trainer_D,
-                                       self.trainer_G, self.devices)
+                                       self.trainer_G, self.devices,
+                                       ema_net=self.ema.net if self.ema else None)
         self.fixed_Z = np.array(fixed_Z, ctx=self.devices[0])
         self.state = RunState.from_json(saved)
-        self.set_lr(self.state.lr)
+        self.set_lr(*self.state.lrs())
         self.last_checkpoint = path
 
     def resume(self, verbose=True):
@@ -262,10 +314,10 @@ class Run:
             print(f'resuming from {path}: epoch {self.state.epoch}, step {self.state.step + 1}')
 
     def roll_back(self):
-        """Reload the newest valid checkpoint, at half the learning rate in use."""
-        lowered = self.state.lr / 2
+        """Reload the newest valid checkpoint, at half the learning rates in use."""
+        lowered = [lr / 2 for lr in self.state.lrs()]
         self.restore(*ckpt.newest_valid_checkpoint(self.checkpoint_dir))
-        self.set_lr(lowered)
+        self.set_lr(*lowered)
 
     def end_epoch(self, record, steps):
         """Record the finished epoch, checkpoint it, and move on to the next."""
@@ -289,7 +341,7 @@ def train_epoch(run, data_iter, stop, guard, bar, check_every=10):
         Z = noise(X.shape[0])  # drawn for skipped steps too, so the stream stays in step
         if step <= state.step or X.shape[0] < len(run.devices):
             continue  # replayed on resume; or too small to give every device an example
-        loss_D, loss_G = run.step(X, Z)
+        loss_D, loss_G = run.step(X, Z, step)
         metric.add(loss_D, loss_G, X.shape[0])
         bar.step(loss_G)
         state.global_step += 1
@@ -316,24 +368,29 @@ def train_epoch(run, data_iter, stop, guard, bar, check_every=10):
 
 def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, seed=None,
         fixed_Z=None, animator=GANAnimator, on_epoch_end=None, epoch_metrics=None,
-        progress=False, verbose=True, hybridize=True, checkpoint_dir=None, checkpoint_every=0,
-        keep_checkpoints=3, resume=False, max_loss=100.0, on_divergence='stop',
-        check_every=10):
+        on_epoch_samples=None, recipe=None, progress=False, verbose=True, hybridize=True,
+        checkpoint_dir=None, checkpoint_every=0, keep_checkpoints=3, resume=False,
+        max_loss=100.0, on_divergence='stop', check_every=10):
     """train() with the run's machinery around the same step; return the history.
 
     `devices`: one device or a list (each batch is split across them). `seed`: the streams'
-    seed (drawn if checkpointing without one). `fixed_Z`: the sample noise. `animator`: as in
-    train(). `on_epoch_end(record, net_D, net_G)` and `epoch_metrics(net_G) -> dict` run after
-    each epoch. With `checkpoint_dir`, a checkpoint after every epoch, every `checkpoint_every`
-    steps and on SIGINT/SIGTERM; `resume=True` continues from the newest valid one up to
-    `num_epochs` in all. See DivergenceGuard for `max_loss` and `on_divergence`."""
+    seed (drawn if checkpointing, or for a recipe with random numbers of its own, without one).
+    `fixed_Z`: the sample noise. `animator`: as in train(). `recipe`: a recipes.Recipe of
+    opt-in techniques (default: the book's). After each epoch: `epoch_metrics(sample) -> dict`,
+    where sample(Z) gives images as the recipe samples them (the book's: net_G(Z));
+    `on_epoch_samples(record, sample)`, where sample.net is the generator sampled (net_G or
+    its weight average, sample.average); `on_epoch_end(record, net_D, net_G)`. With
+    `checkpoint_dir`, a checkpoint after every epoch, every `checkpoint_every` steps and on
+    SIGINT/SIGTERM; `resume=True` continues from the newest valid one up to `num_epochs` in
+    all. See DivergenceGuard for `max_loss` and `on_divergence`."""
     check_positive(num_epochs=num_epochs, latent_dim=latent_dim, check_every=check_every)
     check_positive(float, lr=lr, max_loss=max_loss)
     devices = distinct_devices(devices)
     guard = DivergenceGuard(max_loss, on_divergence, verbose=verbose)
-    if seed is None and checkpoint_dir:
+    recipe = recipe or Recipe()
+    if seed is None and (checkpoint_dir or recipe.needs_seed):
         seed = int(onp.random.randint(2**31))  # exact resume needs the streams of a seed
-    run = Run.start(net_D, net_G, lr, latent_dim, devices, seed, fixed_Z, hybridize,
+    run = Run.start(net_D, net_G, lr, latent_dim, devices, seed, fixed_Z, hybridize, recipe,
                     checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                     keep_checkpoints=keep_checkpoints)
     if isinstance(animator, type):
@@ -364,12 +421,15 @@ def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, se
                 continue
             record = {'epoch': epoch, 'loss_D': loss_D, 'loss_G': loss_G,
                       'examples_per_sec': metric[2] / seconds}
+            sample = run.sampler()
             if epoch_metrics is not None:
-                record.update(epoch_metrics(run.net_G))
+                record.update(epoch_metrics(sample))
             if animator is not None:
-                animator.add(epoch, loss_D, loss_G, sample_grid(run.net_G, run.fixed_Z[:21]),
+                animator.add(epoch, loss_D, loss_G, sample_grid(sample, run.fixed_Z[:21]),
                              swd=record.get('swd'))
             run.end_epoch(record, steps)
+            if on_epoch_samples is not None:
+                on_epoch_samples(record, sample)
             if on_epoch_end is not None:
                 on_epoch_end(record, run.net_D, run.net_G)
     if verbose and record is not None:

@@ -31,18 +31,26 @@ def _total(losses):
     return total
 
 
-def _step_D(Xs, Zs, net_D, net_G, loss, trainer_D):
-    """update_D on per-device shards; also returns the generated images, graph recorded."""
+def _identity(X):
+    return X
+
+
+def _step_D(Xs, Zs, net_D, net_G, loss, trainer_D, *, real_label=1.0, augment=None):
+    """update_D on per-device shards; also returns the generated images, graph recorded.
+
+    `real_label`: the real images' target (1 is the book's; below 1 is one-sided label
+    smoothing). `augment`: a function applied to every batch D sees, real and generated."""
+    augment = augment or _identity
     batch_size = sum(X.shape[0] for X in Xs)
     fakes, losses = [], []
     with autograd.record():
         for X, Z in zip(Xs, Zs):
-            ones = np.ones((X.shape[0],), ctx=X.ctx)
+            ones = np.full((X.shape[0],), real_label, ctx=X.ctx)
             zeros = np.zeros((X.shape[0],), ctx=X.ctx)
-            real_Y = net_D(X)
+            real_Y = net_D(augment(X))
             fakes.append(net_G(Z))
             # Do not need to compute gradient for `net_G`, detach it from computing gradients.
-            fake_Y = net_D(fakes[-1].detach())
+            fake_Y = net_D(augment(fakes[-1].detach()))
             losses.append((loss(real_Y, ones) + loss(fake_Y, zeros)) / 2)
     autograd.backward(losses)
     trainer_D.step(batch_size)
@@ -63,15 +71,17 @@ def _no_weight_grads(net):
             p.grad_req = req
 
 
-def _step_G(fakes, net_D, loss, trainer_G):
-    """update_G on the per-device images `fakes`, recorded while generated."""
+def _step_G(fakes, net_D, loss, trainer_G, *, augment=None):
+    """update_G on the per-device images `fakes`, recorded while generated; D sees them
+    through `augment`, so G's gradients flow through it."""
+    augment = augment or _identity
     losses = []
     with _no_weight_grads(net_D):
         with autograd.record():
             for fake_X in fakes():
                 ones = np.ones((fake_X.shape[0],), ctx=fake_X.ctx)
                 # Recomputing `fake_Y` is needed since `net_D` is changed
-                losses.append(loss(net_D(fake_X), ones))
+                losses.append(loss(net_D(augment(fake_X)), ones))
         autograd.backward(losses)
     trainer_G.step(sum(l.shape[0] for l in losses))
     return _total(losses)
@@ -103,13 +113,19 @@ def shares_forward(net_G):
     return all(isinstance(b, _PURE_LAYERS + (G_block,)) for b in blocks)
 
 
-def train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
-    """update_D then update_G, with G's forward pass computed once when that is exact."""
+def train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G, *, real_label=1.0,
+               augment=None):
+    """update_D then update_G, with G's forward pass computed once when that is exact.
+
+    The keywords are the run layer's opt-in techniques (d2l_dcgan.recipes); their defaults are
+    the book's update."""
+    Xs, Zs = _shards(X, Z)
+    loss_D, fakes = _step_D(Xs, Zs, net_D, net_G, loss, trainer_D, real_label=real_label,
+                            augment=augment)
     if not shares_forward(net_G):
-        return (update_D(X, Z, net_D, net_G, loss, trainer_D),
-                update_G(Z, net_D, net_G, loss, trainer_G))
-    loss_D, fakes = _step_D(*_shards(X, Z), net_D, net_G, loss, trainer_D)
-    return loss_D, _step_G(lambda: fakes, net_D, loss, trainer_G)
+        return loss_D, _step_G(lambda: [net_G(Z) for Z in Zs], net_D, loss, trainer_G,
+                               augment=augment)
+    return loss_D, _step_G(lambda: fakes, net_D, loss, trainer_G, augment=augment)
 
 
 def init_nets(net_D, net_G, device):
@@ -118,13 +134,14 @@ def init_nets(net_D, net_G, device):
     net_G.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
 
 
-def make_trainers(net_D, net_G, lr):
-    """The chapter's Adam(lr, beta1 0.5) for each net."""
-    trainer_hp = {'learning_rate': lr, 'beta1': 0.5}
+def make_trainers(net_D, net_G, lr, lr_G=None):
+    """The chapter's Adam(lr, beta1 0.5) for each net; `lr_G` (default: lr) for the generator's,
+    two time-scales (Heusel et al. 2017)."""
     # lists, not ParameterDicts: Trainer sorts those by names that carry per-process counters
     # (batchnorm8_ vs batchnorm10_), which would scramble the optimizer states on resume
-    return (gluon.Trainer(list(net_D.collect_params().values()), 'adam', trainer_hp),
-            gluon.Trainer(list(net_G.collect_params().values()), 'adam', trainer_hp))
+    return tuple(gluon.Trainer(list(net.collect_params().values()), 'adam',
+                               {'learning_rate': rate, 'beta1': 0.5})
+                 for net, rate in ((net_D, lr), (net_G, lr if lr_G is None else lr_G)))
 
 
 def hybridize(*nets):
