@@ -100,13 +100,15 @@ def train_one(args, name, seed):
     from mxnet import np
     from d2l_dcgan import discriminator, generator
     from d2l_dcgan.cli import load_data, seed_everything, swd_metric
+    from d2l_dcgan.data import MAX_IMAGE_PIXELS
     from d2l_dcgan.run import fit, fixed_noise
     recipe = CANDIDATES[name]
     device = mx.cpu()
     seed_everything(seed)
-    _, images, data_iter = load_data(SimpleNamespace(
+    _, images, data_iter, _ = load_data(SimpleNamespace(
         data_dir=args.data_dir, cache_dir=args.cache_dir, dataset='sprites',
-        num_sprites=args.num_sprites, batch_size=args.batch_size, num_workers=0))
+        num_sprites=args.num_sprites, batch_size=args.batch_size, num_workers=0,
+        skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS))
     final_swd = swd_metric(images, args.final_samples, args.latent_dim, seed, device)
     fixed_Z = np.array(fixed_noise(seed, 64, args.latent_dim), ctx=device)
     result = {}

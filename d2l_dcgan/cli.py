@@ -191,9 +191,13 @@ def add_recipe_flags(group):
                        help='the discriminator\'s learning rate (default: --lr)')
     group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
                        help='the generator\'s learning rate (default: --lr)')
-    group.add_argument('--sample-batch-stats', action=argparse.BooleanOptionalAction,
+    # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
+    group.add_argument('--sample-batch-stats', action='store_const', const=True,
                        help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
                             'the running averages')
+    group.add_argument('--no-sample-batch-stats', dest='sample_batch_stats',
+                       action='store_const', const=False,
+                       help='sample with the running averages, whatever --recipe says')
 
 
 def train_recipe(args):
@@ -313,82 +317,96 @@ def resume_hint(args):
     return f'resume with: python examples/train_pokemon.py --resume {args.out_dir}'
 
 
+def pick_devices(args):
+    """The devices of --devices (data parallel) or --device, said on one line."""
+    from .gpu import select_device
+    if args.devices:
+        devices = [select_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
+        print(f'devices: {", ".join(map(str, devices))} (data parallel)')
+        return devices
+    device, why = select_device(args.device)
+    print(f'device: {device} ({why})')
+    return [device]
+
+
+def check_run_folder(out, ckpt_dir, resume):
+    """A new run needs a folder without checkpoints: it would mix its own in and prune them."""
+    from .checkpoint import list_checkpoints
+    found = list_checkpoints(ckpt_dir)
+    if resume and not found:
+        print(f'no checkpoint in {ckpt_dir}: starting from the beginning')
+    elif not resume and found:
+        raise DCGANError(f'--out-dir {out} holds a run already ({os.path.basename(found[0])}); '
+                         f'continue it with --resume {out}, or choose another --out-dir')
+
+
+class RunFiles:
+    """What a training run writes into --out-dir after every epoch, each file atomically."""
+
+    def __init__(self, out, fixed_Z, metrics, resume):
+        self.out, self.fixed_Z, self.metrics = out, fixed_Z, metrics
+        self.metrics_path = os.path.join(out, 'metrics.json')
+        if resume and os.path.exists(self.metrics_path):
+            with open(self.metrics_path) as f:
+                metrics['epochs'] = json.load(f).get('epochs', [])
+        write_json(self.metrics_path, metrics)
+
+    def on_epoch_samples(self, record, sample):
+        from .plot import save_image_grid
+        save_image_grid(sample(self.fixed_Z), os.path.join(
+            self.out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
+        if sample.average:
+            save_params(sample.net, os.path.join(self.out, 'net_G_ema.params'))
+
+    def on_epoch_end(self, record, net_D, net_G):
+        save_params(net_G, os.path.join(self.out, 'net_G.params'))
+        save_params(net_D, os.path.join(self.out, 'net_D.params'))
+        # an epoch run again after a rollback or resume replaces its earlier record
+        epochs = [r for r in self.metrics['epochs'] if r['epoch'] < record['epoch']]
+        self.metrics['epochs'] = epochs + [record]
+        write_json(self.metrics_path, self.metrics)
+
+
 def run_train(args):
     import matplotlib
     matplotlib.use('Agg')  # headless: the figures go to files
     from mxnet import np
-    from .checkpoint import RunLock, list_checkpoints
-    from .gpu import select_device
+    from .checkpoint import RunLock
     from .model import discriminator, generator
-    from .plot import GANAnimator, save_image_grid
+    from .plot import GANAnimator
     from .run import fit, fixed_noise
 
-    if args.devices:
-        devices = [select_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
-        device, why = devices[0], 'asked for'
-        print(f'devices: {", ".join(map(str, devices))} (data parallel)')
-    else:
-        device, why = select_device(args.device)
-        devices = [device]
-        print(f'device: {device} ({why})')
+    devices = pick_devices(args)
     out = prepare_out_dir(args.out_dir)
     ckpt_dir = os.path.join(out, 'checkpoints')
     with RunLock(out):
-        if args.resume and not list_checkpoints(ckpt_dir):
-            print(f'no checkpoint in {ckpt_dir}: starting from the beginning')
-        elif not args.resume and list_checkpoints(ckpt_dir):
-            # a new run there would mix its checkpoints with the old run's and prune them
-            newest = os.path.basename(list_checkpoints(ckpt_dir)[0])
-            raise DCGANError(f'--out-dir {out} holds a run already ({newest}); continue it '
-                             f'with --resume {out}, or choose another --out-dir')
+        check_run_folder(out, ckpt_dir, args.resume)
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         recipe = train_recipe(args)
         print(f'recipe: {recipe.describe()}')
         seed_everything(seed)
         data_dir, images, data_iter, skipped = load_data(args)
         print(f'data: {len(images)} images from {data_dir}')
-
         net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
         # the same noise on resume: drawn from the seed
-        fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=device)
-        metrics_path = os.path.join(out, 'metrics.json')
-        metrics = {'settings': {**vars(args), 'seed': seed}, 'recipe': recipe.to_json(),
-                   'device': str(device),
-                   'devices': [str(d) for d in devices],
-                   'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
-                   'skipped_images': skipped,
-                   'epochs': []}
-        if args.resume and os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                metrics['epochs'] = json.load(f).get('epochs', [])
-        write_json(metrics_path, metrics)
-        animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
-                               swd=args.swd_samples > 0)
-
-        def on_epoch_samples(record, sample):
-            save_image_grid(sample(fixed_Z), os.path.join(
-                out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
-            if sample.average:
-                save_params(sample.net, os.path.join(out, 'net_G_ema.params'))
-
-        def on_epoch_end(record, net_D, net_G):
-            save_params(net_G, os.path.join(out, 'net_G.params'))
-            save_params(net_D, os.path.join(out, 'net_D.params'))
-            # an epoch run again after a rollback or resume replaces its earlier record
-            metrics['epochs'] = [r for r in metrics['epochs'] if r['epoch'] < record['epoch']]
-            metrics['epochs'].append(record)
-            write_json(metrics_path, metrics)
-
+        fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=devices[0])
+        files = RunFiles(out, fixed_Z, {
+            'settings': {**vars(args), 'seed': seed}, 'recipe': recipe.to_json(),
+            'device': str(devices[0]), 'devices': [str(d) for d in devices],
+            'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
+            'skipped_images': skipped, 'epochs': []}, args.resume)
         start = time.time()
         history = fit(
             net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
-            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, animator=animator,
-            recipe=recipe, on_epoch_samples=on_epoch_samples, on_epoch_end=on_epoch_end,
+            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, recipe=recipe,
+            animator=GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
+                                 swd=args.swd_samples > 0),
+            on_epoch_samples=files.on_epoch_samples, on_epoch_end=files.on_epoch_end,
             progress=args.progress, checkpoint_dir=ckpt_dir,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
-            epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed, device)
-                           if args.swd_samples else None))
+            epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed,
+                                      devices[0]) if args.swd_samples else None))
         if history and history[-1].get('swd') is not None:
             print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
     ema = 'net_G_ema.params, ' if recipe.ema_halflife else ''
