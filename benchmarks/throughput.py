@@ -56,7 +56,7 @@ import mxnet as mx  # noqa: E402
 from mxnet import gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 from d2l import mxnet as d2l  # noqa: E402
-from d2l_dcgan.book import chapter_nets  # noqa: E402
+from d2l_dcgan.book import chapter_nets, chapter_train  # noqa: E402
 from d2l_dcgan.gpu import select_device  # noqa: E402
 
 ENV_AFTER_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
@@ -87,38 +87,6 @@ def chapter_data_iter(data_dir, batch_size):
     return gluon.data.DataLoader(
         pokemon.transform_first(transformer), batch_size=batch_size,
         shuffle=True, num_workers=d2l.get_dataloader_workers())
-
-
-def chapter_train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device, animator):
-    """The chapter's train() without the figure: its sample batch is still generated and copied to
-    the host (what imshow would read), as our train() does for its grid. animator.add() runs once
-    per epoch, after that host copy, like ours."""
-    loss = gluon.loss.SigmoidBCELoss()
-    net_D.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
-    net_G.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
-    trainer_hp = {'learning_rate': lr, 'beta1': 0.5}
-    trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', trainer_hp)
-    trainer_G = gluon.Trainer(net_G.collect_params(), 'adam', trainer_hp)
-    for epoch in range(1, num_epochs + 1):
-        # Train one epoch
-        metric = d2l.Accumulator(3)  # loss_D, loss_G, num_examples
-        for X, _ in data_iter:
-            batch_size = X.shape[0]
-            Z = np.random.normal(0, 1, size=(batch_size, latent_dim, 1, 1))
-            X, Z = X.as_in_ctx(device), Z.as_in_ctx(device),
-            metric.add(d2l.update_D(X, Z, net_D, net_G, loss, trainer_D),
-                       d2l.update_G(Z, net_D, net_G, loss, trainer_G),
-                       batch_size)
-        # Show generated examples
-        Z = np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=device)
-        # Normalize the synthetic data to N(0, 1)
-        fake_x = net_G(Z).transpose(0, 2, 3, 1) / 2 + 0.5
-        imgs = np.concatenate(
-            [np.concatenate([fake_x[i * 7 + j] for j in range(7)], axis=1)
-             for i in range(len(fake_x)//7)], axis=0)
-        imgs = imgs.asnumpy()  # animator.axes[1].imshow(...) is left out
-        loss_D, loss_G = metric[0] / metric[2], metric[1] / metric[2]
-        animator.add(epoch, loss_D, loss_G, imgs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def train_recipe(args):
 RUN_SETTINGS = ('dataset', 'data_dir', 'cache_dir', 'num_sprites', 'batch_size', 'lr',
                 'latent_dim', 'n_G', 'n_D', 'alpha', 'seed', 'num_samples', 'swd_samples',
                 'hybridize', 'recipe', 'ema_halflife', 'label_smoothing', 'augment', 'lr_D',
-                'lr_G', 'sample_batch_stats')
+                'lr_G', 'sample_batch_stats', 'skip_bad_images', 'max_image_pixels')
 
 
 def explicit_flags(parser, argv):
@@ -239,7 +239,7 @@ def resume_settings(args, given):
         raise DCGANError(f'--resume {run_dir}: no readable metrics.json, so not a run folder '
                          f'of this program ({type(e).__name__})') from e
     for key in RUN_SETTINGS:
-        if key in given and getattr(args, key) != saved.get(key):
+        if key in given and key in saved and getattr(args, key) != saved[key]:
             raise DCGANError(f'--resume continues {run_dir} with its own settings: '
                              f'--{key.replace("_", "-")} is {saved.get(key)!r} there')
     merged = {**vars(args), **{k: saved[k] for k in RUN_SETTINGS if k in saved}}
@@ -475,6 +475,11 @@ def run_generate(args):
     if args.interpolate and args.num % args.interpolate:
         raise DCGANError(f'--num {args.num} is not a multiple of --interpolate '
                          f'{args.interpolate} (rows of {args.interpolate} images)')
+    out_parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_parent):
+        raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
+    if os.path.isdir(args.out):
+        raise DCGANError(f'--out {args.out} is a folder; give the PNG file to write')
     device, net_G, latent_dim = device_and_generator(args)
     seed_everything(args.seed)
     if args.interpolate:
@@ -484,13 +489,8 @@ def run_generate(args):
     else:
         Z = np.random.normal(0, 1, size=(args.num, latent_dim, 1, 1), ctx=device).asnumpy()
         ncols = args.ncols
-    images = sample(net_G, Z, device, batch_stats=args.batch_stats)
-    out_parent = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_parent):
-        raise DCGANError(f'--out {args.out}: folder {out_parent} does not exist')
-    if os.path.isdir(args.out):
-        raise DCGANError(f'--out {args.out} is a folder; give the PNG file to write')
-    save_image_grid(images, args.out, ncols=ncols)
+    save_image_grid(sample(net_G, Z, device, batch_stats=args.batch_stats), args.out,
+                    ncols=ncols)
     what = (f' ({args.num // args.interpolate} walks of {args.interpolate})'
             if args.interpolate else '')
     print(f'wrote {args.num} images{what} to {args.out}')

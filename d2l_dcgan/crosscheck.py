@@ -3,7 +3,8 @@
 The book's side is the chapter's code as d2l ships it: its `nn.Block` nets (d2l_dcgan.book,
 verbatim) trained imperatively by `d2l.update_D` and `d2l.update_G` from the installed d2l, with
 the chapter's initialisation and Trainers. Our side is `generator`/`discriminator` hybridized as
-`train` runs them, updated by `d2l_dcgan.update_D`/`update_G`. Both start from the same weights
+`train` runs them, updated by `train_step` (update_D then update_G, G's forward pass shared) as
+`train` and `fit` update them. Both start from the same weights
 (ours are copied from the book's, in `collect_params()` order) and see the same batches and
 noise; after every step the losses and every parameter (weights, BatchNorm's gamma, beta and
 running statistics) are compared."""
@@ -11,7 +12,9 @@ import sys
 
 import numpy as onp
 
-from . import discriminator, generator, init_nets, update_D, update_G
+from . import discriminator, generator, init_nets
+from .errors import DCGANError
+from .train import train_step
 from .cli import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, _run,
                   add_data_flags, read_data)
 from .gpu import select_device
@@ -37,7 +40,7 @@ def weight_tolerance(lr):
 def crosscheck_parser(prog=None):
     p = Parser(prog=prog, description=(
         "Train the book's code (nn.Block nets, d2l.update_D/update_G) and this package's "
-        '(hybridized nets, d2l_dcgan.update_D/update_G) side by side from identical weights on '
+        '(hybridized nets, d2l_dcgan.train_step) side by side from identical weights on '
         'the same batches and noise; print both losses and the largest weight difference per '
         'step; exit 0 if every difference is within float rounding, else 1.'),
         formatter_class=HelpFormatter)
@@ -94,20 +97,22 @@ def max_difference(nets_a, nets_b):
 
 
 class Side:
-    """A pair of nets, their Trainers and the update functions that train them."""
+    """A pair of nets, their Trainers and the step function that trains them."""
 
-    def __init__(self, net_D, net_G, trainer_D, trainer_G, update_D, update_G):
-        self.nets = (net_D, net_G)
-        self.trainers = (trainer_D, trainer_G)
-        self.updates = (update_D, update_G)
+    def __init__(self, net_D, net_G, trainer_D, trainer_G, step):
+        self.nets, self.trainers, self.step_fn = (net_D, net_G), (trainer_D, trainer_G), step
 
     def step(self, X, Z, loss):
         """One step: (loss_D, loss_G) per example, like the chapter's final line."""
-        (net_D, net_G), (trainer_D, trainer_G) = self.nets, self.trainers
-        update_D, update_G = self.updates
-        loss_D = float(update_D(X, Z, net_D, net_G, loss, trainer_D))
-        loss_G = float(update_G(Z, net_D, net_G, loss, trainer_G))
-        return loss_D / X.shape[0], loss_G / X.shape[0]
+        loss_D, loss_G = self.step_fn(X, Z, *self.nets, loss, *self.trainers)
+        return float(loss_D) / X.shape[0], float(loss_G) / X.shape[0]
+
+
+def book_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
+    """The chapter's step: the installed d2l's update_D, then its update_G."""
+    from d2l import mxnet as d2l
+    return (d2l.update_D(X, Z, net_D, net_G, loss, trainer_D),
+            d2l.update_G(Z, net_D, net_G, loss, trainer_G))
 
 
 def book_side(n_G, n_D, lr, device, X, Z):
@@ -123,7 +128,7 @@ def book_side(n_G, n_D, lr, device, X, Z):
     trainer_hp = {'learning_rate': lr, 'beta1': 0.5}
     trainer_D = gluon.Trainer(net_D.collect_params(), 'adam', trainer_hp)
     trainer_G = gluon.Trainer(net_G.collect_params(), 'adam', trainer_hp)
-    return Side(net_D, net_G, trainer_D, trainer_G, d2l.update_D, d2l.update_G)
+    return Side(net_D, net_G, trainer_D, trainer_G, book_step)
 
 
 def our_side(book, n_G, n_D, lr, device, X, Z):
@@ -135,7 +140,7 @@ def our_side(book, n_G, n_D, lr, device, X, Z):
     net_D(net_G(Z))
     net_D(X)
     copy_weights(book.nets, (net_D, net_G))
-    return Side(net_D, net_G, *make_trainers(net_D, net_G, lr), update_D, update_G)
+    return Side(net_D, net_G, *make_trainers(net_D, net_G, lr), train_step)
 
 
 def _close(a, b):
@@ -154,7 +159,7 @@ def crosscheck(images, steps, batch_size, n_G, n_D, lr, latent_dim, seed, device
     ours = our_side(book, n_G, n_D, lr, device, *data[0])
     start, where = max_difference(book.nets, ours.nets)
     if start != 0:
-        raise RuntimeError(f'the weights differ before training ({start:.1e} in {where})')
+        raise DCGANError(f'the weights differ before training ({start:.1e} in {where})')
     loss = gluon.loss.SigmoidBCELoss()
     tol = weight_tolerance(lr)
     out(f'{len(data)} steps of {len(data[0][0])} images, n_G {n_G}, n_D {n_D}, lr {lr:g}, '

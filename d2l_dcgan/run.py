@@ -23,7 +23,8 @@ from . import checkpoint as ckpt
 from .errors import DCGANError, check_positive
 from .plot import GANAnimator, sample_grid
 from .recipes import BATCHNORM_SAMPLES, DiffAugment, GeneratorEMA, Recipe, Sampler
-from .train import Accumulator, hybridize, init_nets, make_trainers, train_step
+from .train import (Accumulator, default_device, hybridize, init_nets, make_trainers,
+                    train_step)
 
 # the random streams of a seeded run; a stream's number is its index (saved runs depend on it)
 STREAMS = ('shuffle', 'noise', 'fixed_noise', 'init', 'swd', 'augment', 'batchnorm')
@@ -165,8 +166,9 @@ class Progress:
 
 
 def distinct_devices(devices):
-    """One device or a list of distinct ones, as a list; d2l.try_gpu() if None."""
-    devices = list(devices) if isinstance(devices, (list, tuple)) else [devices or d2l.try_gpu()]
+    """One device or a list of distinct ones, as a list; default_device() if None."""
+    devices = (list(devices) if isinstance(devices, (list, tuple))
+               else [devices or default_device()])
     if len(set(devices)) < len(devices):
         # two shards on one device also crash MXNet 1.9.1's MKLDNN backward
         raise DCGANError(f'devices must be distinct, got {devices}')
@@ -187,7 +189,7 @@ class Run:
     trainer_G: gluon.Trainer
     devices: list
     latent_dim: int
-    fixed_Z: np.ndarray
+    fixed_Z: Optional[np.ndarray]  # the sample grids' noise; None: new noise each epoch
     state: RunState
     checkpoint_dir: Optional[str] = None
     checkpoint_every: int = 0
@@ -210,11 +212,11 @@ class Run:
             hybridize(net_D, net_G)
         lr_D, lr_G = recipe.lrs(lr)
         trainer_D, trainer_G = make_trainers(net_D, net_G, lr_D, lr_G)
-        if fixed_Z is None:
-            fixed_Z = (fixed_noise(seed, 21, latent_dim) if seed is not None else
-                       np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=devices[0]))
+        if fixed_Z is None and seed is not None:
+            fixed_Z = fixed_noise(seed, 21, latent_dim)
         run = cls(net_D, net_G, trainer_D, trainer_G, devices, latent_dim,
-                  np.array(fixed_Z, ctx=devices[0]), RunState(seed, lr_D, lr_G),
+                  None if fixed_Z is None else np.array(fixed_Z, ctx=devices[0]),
+                  RunState(seed, lr_D, lr_G),
                   recipe=recipe, **checkpoints)
         if recipe.ema_halflife:
             net_G(run.fixed_Z)  # finish deferred initialisation: the average starts from it
@@ -237,6 +239,12 @@ class Run:
             return None
         return DiffAugment(self.recipe.augment,
                            stream(self.state.seed, 'augment', self.state.epoch, step))
+
+    def grid_noise(self):
+        """The noise of this epoch's sample grid: fixed, or drawn anew as the book does."""
+        if self.fixed_Z is not None:
+            return self.fixed_Z[:21]
+        return np.random.normal(0, 1, size=(21, self.latent_dim, 1, 1), ctx=self.devices[0])
 
     def step(self, X, Z, step=0):
         """train_step (the epoch's `step`) on a batch split across the devices, then the weight
@@ -316,7 +324,11 @@ class Run:
     def roll_back(self):
         """Reload the newest valid checkpoint, at half the learning rates in use."""
         lowered = [lr / 2 for lr in self.state.lrs()]
-        self.restore(*ckpt.newest_valid_checkpoint(self.checkpoint_dir))
+        path, saved = ckpt.newest_valid_checkpoint(self.checkpoint_dir)
+        if path is None:
+            raise DCGANError(f'training diverged and no checkpoint in {self.checkpoint_dir} '
+                             'verifies any more to roll back to; try a lower --lr')
+        self.restore(path, saved)
         self.set_lr(*lowered)
 
     def end_epoch(self, record, steps):
@@ -421,17 +433,21 @@ def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, se
                 continue
             record = {'epoch': epoch, 'loss_D': loss_D, 'loss_G': loss_G,
                       'examples_per_sec': metric[2] / seconds}
-            sample = run.sampler()
+            sample, grid_Z = run.sampler(), run.grid_noise()
             if epoch_metrics is not None:
                 record.update(epoch_metrics(sample))
             if animator is not None:
-                animator.add(epoch, loss_D, loss_G, sample_grid(sample, run.fixed_Z[:21]),
+                animator.add(epoch, loss_D, loss_G, sample_grid(sample, grid_Z),
                              swd=record.get('swd'))
             run.end_epoch(record, steps)
             if on_epoch_samples is not None:
                 on_epoch_samples(record, sample)
             if on_epoch_end is not None:
                 on_epoch_end(record, run.net_D, run.net_G)
+            if stop.signum is not None:  # it came during the epoch's end: stop before the next
+                raise TrainingInterrupted(f'{signal.Signals(stop.signum).name}: stopped after '
+                                          f'epoch {epoch}; checkpoint {run.last_checkpoint}',
+                                          stop.signum)
     if verbose and record is not None:
         print(f'loss_D {record["loss_D"]:.3f}, loss_G {record["loss_G"]:.3f}, '
               f'{record["examples_per_sec"]:.1f} examples/sec on '

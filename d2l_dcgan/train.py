@@ -158,21 +158,27 @@ class Accumulator(d2l.Accumulator):
         self.data = [a + b for a, b in zip(self.data, args)]
 
 
-def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim,
-          device=d2l.try_gpu(), animator=GANAnimator):
+def default_device():
+    """d2l.try_gpu(), but only a GPU that runs MXNet 1.9.1's kernels (else the CPU)."""
+    from .gpu import select_device
+    return select_device('auto')[0]
+
+
+def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim, device=None,
+          animator=GANAnimator):
     """Train the chapter's DCGAN; return one dict of losses and speed per epoch.
 
-    `animator`: the figure's class, an object with its add(), or None to draw nothing."""
+    `device`: default_device(). `animator`: the figure's class, an object with its add(), or
+    None to draw nothing."""
     check_positive(num_epochs=num_epochs, latent_dim=latent_dim)
     check_positive(float, lr=lr)
+    device = default_device() if device is None else device
     loss = gluon.loss.SigmoidBCELoss()
     init_nets(net_D, net_G, device)
     hybridize(net_D, net_G)
     trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
     if isinstance(animator, type):
         animator = animator(num_epochs)
-    # one noise batch for every epoch's grid, so that the epochs compare
-    fixed_Z = np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=device)
     history = []
     for epoch in range(1, num_epochs + 1):
         # Train one epoch
@@ -186,12 +192,14 @@ def train(net_D, net_G, data_iter, num_epochs, lr, latent_dim,
                        batch_size)
         if not metric[2]:
             raise DCGANError('the data iterator yielded no batches')
-        # Show the losses and generated examples
+        # Show generated examples
+        Z = np.random.normal(0, 1, size=(21, latent_dim, 1, 1), ctx=device)
+        # Show the losses
         loss_D, loss_G = float(metric[0]) / metric[2], float(metric[1]) / metric[2]
         history.append({'epoch': epoch, 'loss_D': loss_D, 'loss_G': loss_G,
                         'examples_per_sec': metric[2] / timer.stop()})
         if animator is not None:
-            animator.add(epoch, loss_D, loss_G, sample_grid(net_G, fixed_Z))
+            animator.add(epoch, loss_D, loss_G, sample_grid(net_G, Z))
     print(f'loss_D {loss_D:.3f}, loss_G {loss_G:.3f}, '
           f'{metric[2] / timer.stop():.1f} examples/sec on {str(device)}')
     return history

@@ -74,7 +74,7 @@ def main(argv=None):
         return verdict('FAIL', f'cannot import d2l_dcgan: {e}')
     import mxnet as mx
     from mxnet import autograd, gluon, np
-    report = gpu.preload_cuda_libraries()  # what `import d2l_dcgan` loaded (loading it again)
+    report = d2l_dcgan._CUDA  # what `import d2l_dcgan` loaded, and the defaults it set
     build = gpu.CUDA_BUILD if gpu.is_cuda_build() else f'not {gpu.CUDA_BUILD}: a CPU build'
     features = mx.runtime.Features()
     enabled = {k: features.is_enabled(k) for k in ('CUDA', 'CUDNN', 'NCCL', 'CUDA_RTC')}

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from d2l_dcgan import crosscheck, update_G
+from d2l_dcgan import crosscheck
+from d2l_dcgan.train import train_step
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--device', 'cpu']
@@ -45,15 +46,15 @@ def test_agrees_on_any_image_folder(image_folder, capsys):
 
 
 def test_a_changed_update_is_caught(sprites_root, monkeypatch, capsys):
-    """Our update_G with Adam's beta1 0.9 instead of the chapter's 0.5.
+    """Our generator's update with Adam's beta1 0.9 instead of the chapter's 0.5.
 
     Adam's first step does not depend on beta1 (its bias correction divides it out) up to
     rounding, so the first step that differs is the second."""
-    def changed_update_G(Z, net_D, net_G, loss, trainer_G):
+    def changed_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
         trainer_G._optimizer.beta1 = 0.9
-        return update_G(Z, net_D, net_G, loss, trainer_G)
+        return train_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G)
 
-    monkeypatch.setattr(crosscheck, 'update_G', changed_update_G)
+    monkeypatch.setattr(crosscheck, 'train_step', changed_step)
     assert crosscheck.crosscheck_main(['--data-dir', sprites_root, '--steps', '3', *TINY]) == 1
     out = capsys.readouterr().out
     table = rows(out)

@@ -137,6 +137,31 @@ def test_hybridized_training_matches_imperative(sprites):
                                 [slow[0]['loss_D'], slow[0]['loss_G']], rtol=1e-3)
 
 
+class _Losses:
+    def __init__(self):
+        self.losses = []
+
+    def add(self, epoch, loss_D, loss_G, *rest, **kwargs):
+        self.losses.append((float(loss_D), float(loss_G)))
+
+
+def test_train_draws_the_books_random_numbers(sprites):
+    """Under one seed, train() and the chapter's own train() (d2l_dcgan.book: nn.Blocks,
+    d2l.update_D/update_G) draw the same initial weights, shuffles and noise, the sample grid's
+    included, so their losses agree epoch after epoch (to float rounding: on this CPU, exactly)."""
+    from d2l_dcgan.book import chapter_nets, chapter_train
+    runs = []
+    for loop, nets in ((chapter_train, lambda: chapter_nets(16, 16)),
+                       (train, lambda: (discriminator(16), generator(16)))):
+        seed_everything(5)
+        data_iter = load_image_folder(sprites, batch_size=64)
+        losses = _Losses()
+        loop(*nets(), data_iter, 3, 0.005, 100, mx.cpu(), losses)
+        runs.append(losses.losses)
+    assert len(runs[0]) == 3
+    onp.testing.assert_allclose(runs[1], runs[0], rtol=1e-6)
+
+
 def test_train_prints_the_books_line(sprites, capsys):
     seed_everything(0)
     train(discriminator(8), generator(8), load_image_folder(sprites, batch_size=64), 1, 0.005,
