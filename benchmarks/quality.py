@@ -32,7 +32,7 @@ from types import SimpleNamespace
 
 import numpy as onp
 
-from d2l_dcgan.fileio import atomic_write
+from d2l_dcgan.cli import write_json
 from d2l_dcgan.recipes import RECIPES, Recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -149,11 +149,7 @@ def load(args):
 
 def save(args, results):
     results['table'] = table(results)
-
-    def write(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(results, f, indent=1)
-    atomic_write(args.out, write)
+    write_json(args.out, results)
 
 
 def table(results):

@@ -162,12 +162,14 @@ def train_parser(prog=None):
 
 def augment_ops(text):
     """--augment's value: comma-separated ops of recipes.AUGMENTS, or 'none' ('')."""
-    from .recipes import AUGMENTS
-    ops = [op.strip() for op in text.split(',') if op.strip()]
-    if ops == ['none']:
+    from .recipes import AUGMENTS, Recipe
+    if text.strip() == 'none':
         return ''
-    unknown = [op for op in ops if op not in AUGMENTS]
-    if unknown or not ops or len(set(ops)) < len(ops):
+    try:
+        ops = Recipe(augment=text).augment  # Recipe checks the ops
+    except DCGANError:
+        ops = ()
+    if not ops:
         raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(AUGMENTS)} or '
                                          f'none, got {text!r}')
     return ','.join(ops)
@@ -317,6 +319,14 @@ def resume_hint(args):
     return f'resume with: python examples/train_pokemon.py --resume {args.out_dir}'
 
 
+def chosen_device(spec):
+    """The device --device names (gpu.select_device), said on one line with why."""
+    from .gpu import select_device
+    device, why = select_device(spec)
+    print(f'device: {device} ({why})')
+    return device
+
+
 def pick_devices(args):
     """The devices of --devices (data parallel) or --device, said on one line."""
     from .gpu import select_device
@@ -324,9 +334,7 @@ def pick_devices(args):
         devices = [select_device(spec)[0] for spec in args.devices.split(',') if spec.strip()]
         print(f'devices: {", ".join(map(str, devices))} (data parallel)')
         return devices
-    device, why = select_device(args.device)
-    print(f'device: {device} ({why})')
-    return [device]
+    return [chosen_device(args.device)]
 
 
 def check_run_folder(out, ckpt_dir, resume):
@@ -459,9 +467,7 @@ def load_generator(path, device):
 
 def device_and_generator(args):
     """The chosen device (said once) and the generator of --params on it, with its latent size."""
-    from .gpu import select_device
-    device, why = select_device(args.device)
-    print(f'device: {device} ({why})')
+    device = chosen_device(args.device)
     return (device,) + load_generator(args.params, device)
 
 

@@ -16,8 +16,7 @@ from . import discriminator, generator, init_nets
 from .errors import DCGANError
 from .train import train_step
 from .cli import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, _run,
-                  add_data_flags, read_data)
-from .gpu import select_device
+                  add_data_flags, chosen_device, read_data)
 
 # What "within float rounding" allows. Measured on a CPU: the two sides agree to the last bit
 # (weights and losses; widths 8 to 64, batches 16 to 64, 1 and 2 threads, 5 to 8 steps), since
@@ -188,8 +187,7 @@ def crosscheck(images, steps, batch_size, n_G, n_D, lr, latent_dim, seed, device
 
 
 def run_crosscheck(args):
-    device, why = select_device(args.device)
-    print(f'device: {device} ({why})')
+    device = chosen_device(args.device)
     root, images, _ = read_data(args)
     print(f'data: {len(images)} images from {root}')
     return crosscheck(images, args.steps, args.batch_size, args.n_G, args.n_D, args.lr,

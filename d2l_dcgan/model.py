@@ -66,15 +66,23 @@ def generator_sizes(shapes):
     return n_G8 // 8, shapes['4.weight'][1], latent_dim
 
 
+def generate_images(net_G, Z, batch_stats=False):
+    """net_G(Z); with `batch_stats` BatchNorm normalises with the batch's own statistics
+    (training mode, nothing recorded: the running averages stay as they are)."""
+    from mxnet import autograd
+    if not batch_stats:
+        return net_G(Z)
+    with autograd.train_mode():
+        return net_G(Z)
+
+
 def sample(net_G, Z, device, chunk=256, batch_stats=False):
     """net_G's images for the noise Z (a NumPy array), in inference mode, as NumPy (N, C, H, W)
     in [-1, 1]; `chunk` vectors at a time, so a large Z fits in device memory.
 
-    `batch_stats`: BatchNorm normalises each chunk with its own statistics instead of the
-    running averages (training mode, nothing recorded; the running averages stay as they are)."""
-    import contextlib
+    `batch_stats`: each chunk is normalised with its own statistics (see generate_images)."""
     import numpy as onp
-    from mxnet import autograd, np
-    with autograd.train_mode() if batch_stats else contextlib.nullcontext():
-        return onp.concatenate([net_G(np.array(Z[i:i + chunk], ctx=device)).asnumpy()
-                                for i in range(0, len(Z), chunk)])
+    from mxnet import np
+    return onp.concatenate([
+        generate_images(net_G, np.array(Z[i:i + chunk], ctx=device), batch_stats).asnumpy()
+        for i in range(0, len(Z), chunk)])

@@ -178,10 +178,8 @@ class Sampler:
         self.net, self.batch_stats, self.average = net, batch_stats, average
 
     def __call__(self, Z):
-        if not self.batch_stats:
-            return self.net(Z)
-        with autograd.train_mode():
-            return self.net(Z)
+        from .model import generate_images
+        return generate_images(self.net, Z, self.batch_stats)
 
 
 def recompute_batchnorm_stats(net, Z):

@@ -357,8 +357,7 @@ def main(args, onednn_off=False):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, save_params, write_json
-    from d2l_dcgan.gpu import select_device
+    from d2l_dcgan.cli import apply_budget, chosen_device, save_params, write_json
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.fashion import (FASHION_CLASSES, array_loader, load_fashion_mnist_arrays,
                                    resize_images)
@@ -370,8 +369,7 @@ def main(args, onednn_off=False):
     from mxnet.base import MXNetError
 
     apply_budget(args, SMALL, FULL)
-    device, why = select_device(args.device)
-    print(f'device: {device} ({why})')
+    device = chosen_device(args.device)
     if onednn_off and device.device_type == 'cpu':
         print(f'note: {ONEDNN_NOTE}')
     out = args.out_dir

@@ -250,15 +250,13 @@ def main(args):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, write_json
-    from d2l_dcgan.gpu import select_device
+    from d2l_dcgan.cli import apply_budget, chosen_device, write_json
     from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
 
     apply_budget(args, SMALL, FULL)
-    device, why = select_device(args.device)
-    print(f'device: {device} ({why})')
+    device = chosen_device(args.device)
     out = args.out_dir
     if os.path.exists(out) and not os.path.isdir(out):
         raise DCGANError(f'--out-dir {out} is a file, not a directory')
