@@ -1,6 +1,8 @@
 # `make train` runs the main job, `make test` the tests, `make notebook` opens the chapter's
-# notebook; each sets up .venv on first use with PYTHON, by default the newest Python 3.8-3.11
-# on PATH (tools/find-python says what to do when there is none).
+# notebook; each sets up .venv on first use with PYTHON, by default the Python tools/find-python
+# picks (3.8-3.11 first, else 3.13 or 3.12; it says what to do when there is none).
+# On 3.8-3.11 pip installs the pinned stack; on 3.12+ mxnet's and d2l's pins have no wheels, so
+# uv (from PyPI, into the venv) installs with tools/overrides.txt replacing them.
 PYTHON ?=
 VENV ?= .venv
 EXTRA ?= cpu
@@ -9,11 +11,17 @@ BIN := $(VENV)/bin
 
 .PHONY: train demo test notebook clean
 
-$(BIN)/.installed-$(EXTRA): setup.py
+$(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt
 	@py='$(PYTHON)'; [ -n "$$py" ] || py=$$(tools/find-python) || exit 1; \
 	echo "$$py -m venv $(VENV)"; "$$py" -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[$(EXTRA),test]"
+	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	    set -x; $(BIN)/pip install --quiet uv && \
+	    $(BIN)/uv pip install --quiet --python $(BIN)/python --override tools/overrides.txt \
+	        -e ".[$(EXTRA),test]"; \
+	else \
+	    set -x; $(BIN)/pip install --quiet --upgrade pip && \
+	    $(BIN)/pip install --quiet -e ".[$(EXTRA),test]"; \
+	fi
 	touch $@
 
 train: $(BIN)/.installed-$(EXTRA)

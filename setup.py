@@ -7,14 +7,22 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['d2l_dcgan', 'd2l_dcgan.*']),
-    python_requires='>=3.8,<3.12',
+    # 3.8-3.11 with pip: the stack MXNet 1.9.1 was released for (d2l pins numpy 1.23.5);
+    # 3.12+ or beside numpy 2: uv with tools/overrides.txt, and d2l_dcgan.compat at import
+    python_requires='>=3.8',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        *(f'Programming Language :: Python :: 3.{v}' for v in range(8, 14)),
+        'Operating System :: POSIX :: Linux',
+    ],
     install_requires=[
         'd2l==1.0.3',
-        'numpy>=1.17,<1.24',  # mxnet 1.9.1 uses np.bool, removed in numpy 1.24
+        'numpy>=1.17',  # d2l_dcgan.compat puts back what mxnet 1.9.1 reads from numpy >= 1.24
         'matplotlib',
-        'ipython<9',  # d2l 1.0.3's plotting imports IPython's backend2gui, gone in IPython 9
+        'ipython<9',  # d2l 1.0.3's matplotlib-inline 0.1.6 fails with IPython 9 (overridden there)
         'Pillow',
         'tqdm',
+        'setuptools; python_version >= "3.12"',  # provides distutils, which mxnet imports
     ],
     extras_require={
         # mxnet and mxnet-cu112 both provide the `mxnet` module: pick one

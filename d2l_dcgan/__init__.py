@@ -1,8 +1,12 @@
 """d2l_dcgan: the DCGAN chapter of Dive into Deep Learning as an MXNet Gluon package."""
 __version__ = '0.1.0'
 
+from . import compat
 from .cpu import set_mxnet_threads
 from .gpu import preload_cuda_libraries
+
+# MXNet 1.9.1 reads names that NumPy >= 1.24 and Python >= 3.12 removed: put them back first
+_COMPAT = compat.apply()
 
 # MXNet would use half the cores on a CPU without hyper-threads; it reads this once, at import
 _MXNET_THREADS = set_mxnet_threads()
@@ -20,6 +24,9 @@ except (ImportError, OSError) as e:  # mxnet and mxnet-cu112 both provide `mxnet
         f'[{e}]' + (f' {hint}' if hint else '')) from e
 
 from mxnet import npx
+
+if compat.numpy_scalar_repr_is_typed():  # NumPy 2 would pass 'np.int64(17)' to MXNet's C side
+    compat.patch_mxnet_params()
 
 # The chapter's code runs in MXNet's NumPy mode, like every d2l MXNet section.
 npx.set_np()

@@ -56,6 +56,13 @@ def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root='/sys/fs/cgroup'):
     return min(len(cores), limit) if limit else len(cores)
 
 
+def mxnet_loaded(modules=None):
+    """Whether MXNet's library is loaded: `mxnet` imported, or an import of it that failed part
+    way (its loaded submodules stay in sys.modules)."""
+    modules = sys.modules if modules is None else modules
+    return any(m == 'mxnet' or m.startswith('mxnet.') for m in list(modules))
+
+
 THREAD_VARIABLES = ('MXNET_OMP_MAX_THREADS', 'OMP_NUM_THREADS')
 
 
@@ -77,7 +84,7 @@ def set_mxnet_threads(env=None, modules=None, cores=None, mxnet_default=None):
     cores = physical_cores() if cores is None else cores
     if not cores:
         return None
-    if 'mxnet' in modules:
+    if mxnet_loaded(modules):
         used = mxnet_default_threads() if mxnet_default is None else mxnet_default
         if used < cores:
             warnings.warn(

@@ -1,4 +1,5 @@
-"""`make` finds a Python that MXNet 1.9.1 runs on (3.8-3.11), or stops before creating anything.
+"""`make` finds a Python: 3.8-3.11 (the stack MXNet 1.9.1 was released for) first, then 3.13 or
+3.12, then a newer one with a warning; with none it stops before creating anything.
 
 Each test puts stub interpreters on an otherwise empty PATH: a stub answers the version query
 with its version (or fails, like a broken shim) and logs every call; asked to create the venv
@@ -68,11 +69,29 @@ def test_explicit_python_wins(tmp_path):
     assert venv_made_with(calls, venv) == [f'{other}/mypython']
 
 
+def test_without_3_8_to_3_11_takes_the_newest_of_3_12_and_3_13(tmp_path):
+    r, calls, venv = run_make(tmp_path, {'python3.12': '3.12', 'python3.13': '3.13',
+                                         'python3': '3.12'})
+    assert venv_made_with(calls, venv) == ['python3.13']
+
+
+def test_debian_13_python3_alone_is_taken(tmp_path):  # python3 is 3.13, no python3.11 package
+    r, calls, venv = run_make(tmp_path, {'python3': '3.13', 'python3.11': None})
+    assert venv_made_with(calls, venv) == ['python3']
+
+
+def test_a_newer_python_is_tried_with_a_warning(tmp_path):
+    r, calls, venv = run_make(tmp_path, {'python3': '3.14', 'python3.7': '3.7'})
+    assert venv_made_with(calls, venv) == ['python3']
+    assert ('warning: python3 is Python 3.14, newer than any d2l_dcgan was tested on (3.8-3.13)'
+            in r.stderr)
+
+
 @pytest.mark.parametrize('pythons, found', [
-    ({'python3': '3.12', 'python3.12': '3.12', 'python': None},
-     'found python3.12 (3.12), python3 (3.12), python (does not run) on PATH'),
+    ({'python3': '3.7', 'python3.7': '3.7', 'python': None},
+     'found python3.7 (3.7), python3 (3.7), python (does not run) on PATH'),
     ({}, 'found none on PATH'),
-], ids=['only 3.12', 'none'])
+], ids=['only 3.7', 'none'])
 def test_no_usable_python_stops_with_one_line(tmp_path, pythons, found):
     r, calls, venv = run_make(tmp_path, pythons)
     assert r.returncode != 0
@@ -81,7 +100,6 @@ def test_no_usable_python_stops_with_one_line(tmp_path, pythons, found):
     assert len(lines) == 1, r.stderr
     line = lines[0]
     assert line.startswith('no usable Python: ' + found)
-    for words in ('MXNet 1.9.1 needs Python 3.8-3.11', 'uv python install 3.11',
-                  'pyenv install 3.11', 'apt install python3.11',
-                  'make PYTHON=/path/to/python3.11'):
+    for words in ('d2l_dcgan needs Python 3.8-3.13', 'apt install python3 python3-venv',
+                  'pyenv install 3.13', 'make PYTHON=/path/to/python3'):
         assert words in line

@@ -156,7 +156,7 @@ def test_augmentation_ops_are_zhao_et_al():
     mask = params['mask'][:, 0]
     for m in mask:  # one box of at most 8 x 8 zeros (half the size), clipped at the borders
         rows, cols = onp.nonzero(m == 0)
-        assert 0 < len(rows) <= 64 and len(rows) == (rows.ptp() + 1) * (cols.ptp() + 1)
+        assert 0 < len(rows) <= 64 and len(rows) == (onp.ptp(rows) + 1) * (onp.ptp(cols) + 1)
     assert (diff_augment(np.array(X), {'mask': params['mask']}).asnumpy() == X * params['mask']).all()
 
 

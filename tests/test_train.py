@@ -4,13 +4,13 @@ import re
 import subprocess
 import sys
 
+import d2l_dcgan  # first, also where this module is imported alone: compat, thread count
 import mxnet as mx
 import numpy as onp
 import pytest
 from d2l import mxnet as d2l
 from mxnet import gluon, np
 
-import d2l_dcgan
 from d2l_dcgan import (DCGANError, discriminator, generator, fit, load_image_folder,
                        make_sprites, read_images, train, update_D, update_G)
 from d2l_dcgan.cli import seed_everything
