@@ -32,7 +32,7 @@ from types import SimpleNamespace
 
 import numpy as onp
 
-from d2l_dcgan.cli import write_json
+from d2l_dcgan.flags import write_json
 from d2l_dcgan.recipes import RECIPES, Recipe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,7 +99,8 @@ def train_one(args, name, seed):
     import mxnet as mx
     from mxnet import np
     from d2l_dcgan import discriminator, generator
-    from d2l_dcgan.cli import load_data, seed_everything, swd_metric
+    from d2l_dcgan.flags import load_data, seed_everything
+    from d2l_dcgan.commands.train import swd_metric
     from d2l_dcgan.data import MAX_IMAGE_PIXELS
     from d2l_dcgan.run import fit, fixed_noise
     recipe = CANDIDATES[name]

@@ -1,6 +1,21 @@
 """d2l_dcgan: the DCGAN chapter of Dive into Deep Learning as an MXNet Gluon package."""
 __version__ = '0.1.0'
 
+import signal as _signal
+import sys as _sys
+
+
+def _exit_interrupted(signum, frame):
+    print('interrupted', file=_sys.stderr)
+    _sys.exit(128 + signum)
+
+
+# `python -m d2l_dcgan` and `d2l-dcgan` import this package first: Ctrl-C while MXNet loads
+# exits like Ctrl-C later (one line, 130), not with a traceback of the import
+_COMMAND = _sys.argv[:1] == ['-m'] or _sys.argv[0].endswith('d2l-dcgan') if _sys.argv else False
+if _COMMAND:
+    _signal.signal(_signal.SIGINT, _exit_interrupted)
+
 from . import compat
 from .cpu import set_mxnet_threads
 from .gpu import preload_cuda_libraries
@@ -43,6 +58,9 @@ from .train import update_D, update_G, train, init_nets  # noqa: E402
 from .run import fit  # noqa: E402
 from .plot import (GANAnimator, show_images, plot_leaky_relu,  # noqa: E402
                    sample_grid, save_image_grid)
+
+if _COMMAND:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 __all__ = [
     'DCGANError', 'G_block', 'D_block', 'generator', 'discriminator',

@@ -15,8 +15,8 @@ import numpy as onp
 from . import discriminator, generator, init_nets
 from .errors import DCGANError
 from .train import train_step
-from .cli import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, _run,
-                  add_data_flags, chosen_device, read_data)
+from .flags import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, add_data_flags,
+                    chosen_device, read_data, run_command)
 
 # What "within float rounding" allows. Measured on a CPU: the two sides agree to the last bit
 # (weights and losses; widths 8 to 64, batches 16 to 64, 1 and 2 threads, 5 to 8 steps), since
@@ -197,7 +197,7 @@ def run_crosscheck(args):
 def crosscheck_main(argv=None, prog=None):
     args = crosscheck_parser(prog).parse_args(argv)
     differs = []
-    status = _run(lambda a: differs.append(run_crosscheck(a)), args)
+    status = run_command(lambda a: differs.append(run_crosscheck(a)), args)
     return status or (1 if differs and differs[0] is not None else 0)
 
 

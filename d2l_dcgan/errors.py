@@ -1,5 +1,5 @@
-"""The one exception type the command line turns into a one-line message, and the check of
-positive arguments that raises it."""
+"""The one exception type the command line turns into a one-line message (one_line), and the
+check of positive arguments that raises it."""
 import math
 import numbers
 
@@ -17,3 +17,10 @@ def check_positive(kind=int, **values):
         if not ok:
             noun = 'integer' if kind is int else 'number'
             raise DCGANError(f'{name} must be a positive {noun}, got {value!r}')
+
+
+def one_line(text):
+    """`text` with its control characters escaped (a file name may hold a newline), so a
+    message stays on one line."""
+    return ''.join(c.encode('unicode_escape').decode('ascii') if ord(c) < 32 or c == '\x7f'
+                   else c for c in str(text))

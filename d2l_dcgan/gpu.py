@@ -195,19 +195,20 @@ def probe(ctx):
 # --- choosing the device -----------------------------------------------------------------------
 
 def select_device(spec='auto', num_gpus=None, capability=gpu_capability, probe=probe,
-                  cuda=None):
+                  cuda=None, flag='--device'):
     """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen).
 
     A GPU is taken if MXNet sees it, its compute capability is one mxnet-cu112 has kernels for,
     and a tiny forward and backward pass runs on it; else 'auto' takes the CPU and says why,
     and 'gpu[:N]' raises DCGANError (one line). num_gpus, capability (index -> GPUInfo or None),
-    probe (ctx -> None or an error line) and cuda (mxnet-cu112 installed) are for tests."""
+    probe (ctx -> None or an error line) and cuda (mxnet-cu112 installed) are for tests;
+    `flag` is the command-line flag that gave `spec`, for the messages."""
     import mxnet as mx
     from .errors import DCGANError
     kind, _, index = str(spec).strip().lower().partition(':')
     if kind not in ('auto', 'cpu', 'gpu') or (index and not index.isdigit()) or (
             kind == 'auto' and index):
-        raise DCGANError(f'--device must be auto, cpu, cpu:N, gpu or gpu:N, got {spec!r}')
+        raise DCGANError(f'{flag} must be auto, cpu, cpu:N, gpu or gpu:N, got {spec!r}')
     index = int(index or 0)
     if kind == 'cpu':
         return mx.cpu(index), 'asked for'
@@ -224,7 +225,7 @@ def select_device(spec='auto', num_gpus=None, capability=gpu_capability, probe=p
         mxnet = f'MXNet ({BUILD_LABEL})' if cuda else 'MXNet'
         why = ('check nvidia-smi and CUDA_VISIBLE_DEVICES' if cuda else
                'a CPU build of MXNet sees none; install d2l_dcgan[cu112] on a CUDA machine')
-        raise DCGANError(f'--device {spec}: {mxnet} sees {num_gpus} GPU(s) ({why}), '
+        raise DCGANError(f'{flag} {spec}: {mxnet} sees {num_gpus} GPU(s) ({why}), '
                          'use --device cpu instead')
     gpu = capability(index)
     sm = f'sm_{gpu.capability[0]}{gpu.capability[1]}' if gpu else ''
@@ -240,7 +241,7 @@ def select_device(spec='auto', num_gpus=None, capability=gpu_capability, probe=p
     if problem and kind == 'auto':
         return mx.cpu(), f'{problem}: using CPU'
     if problem:
-        raise DCGANError(f'--device {spec}: {problem}{advice}')
+        raise DCGANError(f'{flag} {spec}: {problem}{advice}')
     if kind == 'gpu':
         return mx.gpu(index), 'asked for'
     return mx.gpu(0), (f'{num_gpus} GPU(s) visible to MXNet; GPU 0 is {gpu.name}, {sm}' if gpu

@@ -80,8 +80,9 @@ class GANAnimator:
         self.swd.append(swd)
         ax = self.axes[0]
         ax.cla()
-        ax.plot(self.epochs, self.losses_D, '-', label='discriminator')
-        ax.plot(self.epochs, self.losses_G, 'm--', label='generator')
+        marker = 'o' if len(self.epochs) == 1 else None  # one point draws no line
+        ax.plot(self.epochs, self.losses_D, '-', marker=marker, label='discriminator')
+        ax.plot(self.epochs, self.losses_G, 'm--', marker=marker, label='generator')
         self._curve_axes(ax, 'loss')
         ax.legend()
         if grid is not None:

@@ -426,7 +426,9 @@ def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, se
                 continue
             metric, seconds, steps = done
             if not metric[2]:
-                raise DCGANError('the data iterator yielded no batches')
+                raise DCGANError('the data iterator yielded no batches' + (
+                    f' of at least {len(devices)} images, one for each device' if len(devices) > 1
+                    else ''))
             loss_D, loss_G = float(metric[0]) / metric[2], float(metric[1]) / metric[2]
             if guard.rolls_back(f'the end of epoch {epoch}', loss_D, loss_G, run):
                 run.roll_back()

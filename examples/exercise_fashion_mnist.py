@@ -59,7 +59,7 @@ def _budget_help(text, name, show=str):
 
 def parser():
     # imports MXNet, so it comes after avoid_onednn_deconv_bug()
-    from d2l_dcgan.cli import HelpFormatter, Parser, number
+    from d2l_dcgan.flags import HelpFormatter, Parser, number
 
     class Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
         """The CLI's help format, keeping the module docstring's own line breaks."""
@@ -357,7 +357,7 @@ def main(args, onednn_off=False):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, chosen_device, save_params, write_json
+    from d2l_dcgan.flags import apply_budget, chosen_device, save_params, write_json
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.fashion import (FASHION_CLASSES, array_loader, load_fashion_mnist_arrays,
                                    resize_images)

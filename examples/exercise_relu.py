@@ -24,7 +24,7 @@ SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites':
 COLLAPSED_D, BLOWN_UP_G = 0.1, 5.0
 
 
-from d2l_dcgan.cli import HelpFormatter, Parser, number  # noqa: E402
+from d2l_dcgan.flags import HelpFormatter, Parser, number  # noqa: E402
 
 
 class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -78,7 +78,7 @@ def parser():
 
 def load_images(args):
     """(root, uint8 images (N, 64, 64, 3)) of the chosen dataset, decoded once."""
-    from d2l_dcgan.cli import data_root
+    from d2l_dcgan.flags import data_root
     from d2l_dcgan.data import read_images
     root = data_root(args)
     return root, read_images(root, size=64)[0]
@@ -250,7 +250,7 @@ def main(args):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.cli import apply_budget, chosen_device, write_json
+    from d2l_dcgan.flags import apply_budget, chosen_device, write_json
     from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein

@@ -17,6 +17,7 @@ from PIL import Image
 
 from d2l import mxnet as d2l
 from d2l_dcgan import DCGANError, cli
+from d2l_dcgan.flags import run_command
 from d2l_dcgan.data import POKEMON_SHA1
 from mxnet import context
 
@@ -287,11 +288,21 @@ def test_bad_generate_argument_is_one_line(bad, tmp_path, capfd, args, expected)
     assert not (tmp_path / 'g.png').exists()
 
 
-@pytest.mark.parametrize('argv', [[], ['frobnicate'], ['--version']])
-def test_no_command_is_one_line(capfd, argv):
+@pytest.mark.parametrize('argv, what', [([], 'no command given'),
+                                        (['frobnicate'], "unknown command 'frobnicate'"),
+                                        (['--version'], "unknown command '--version'")])
+def test_no_command_is_one_line(capfd, argv, what):
     code = cli.main(argv)
     out, err = capfd.readouterr()
-    assert_one_line_error(code, out, err, 'usage: python -m d2l_dcgan {train,generate,evaluate,crosscheck}')
+    assert_one_line_error(code, out, err, f'python -m d2l_dcgan: error: {what} (choose from '
+                                          'train, generate, evaluate, crosscheck; see --help)')
+
+
+def test_help_lists_the_commands(capfd):
+    assert cli.main(['--help']) == 0
+    out = capfd.readouterr().out
+    for command in ('train', 'generate', 'evaluate', 'crosscheck'):
+        assert re.search(rf'^  {command} +\w', out, re.M), out
 
 
 def test_cache_dir_is_a_file(bad, tmp_path, capfd):
@@ -328,11 +339,11 @@ def test_generate_out_is_a_folder(random_G, tmp_path, capfd):
 
 
 def test_dcgan_error_is_the_one_line(capsys):
-    """_run turns a DCGANError into 'error: ...' and exit 2; other exceptions still propagate."""
+    """run_command turns a DCGANError into 'error: ...' and exit 2; other exceptions propagate."""
     def fails(args):
         raise DCGANError('the problem')
 
-    assert cli._run(fails, None) == 2
+    assert run_command(fails, None) == 2
     assert capsys.readouterr().err == 'error: the problem\n'
     with pytest.raises(ZeroDivisionError):
-        cli._run(lambda args: 1 / 0, None)
+        run_command(lambda args: 1 / 0, None)

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from d2l_dcgan import cli
+from d2l_dcgan.commands.sampling import load_generator
 from d2l_dcgan.latent import latent_walks, slerp
 from d2l_dcgan.model import sample
 from d2l_dcgan.plot import save_image_grid
@@ -57,7 +58,7 @@ def test_generate_interpolate_rows_end_at_plain_samples_of_their_points(random_G
     assert len(walks) == 3 and all(len(row) == 4 for row in walks)
     # the two points of each row, sampled on their own (a batch of 2, not 12)
     from mxnet import cpu
-    net_G, latent_dim = cli.load_generator(str(random_G), cpu())
+    net_G, latent_dim = load_generator(str(random_G), cpu())
     _, ends = latent_walks(3, 4, latent_dim, seed=3)
     plain = tmp_path / 'plain.png'
     save_image_grid(onp.concatenate([sample(net_G, e, cpu()) for e in ends]), str(plain),

@@ -11,8 +11,11 @@ import numpy as onp
 import pytest
 from mxnet import autograd, gluon, init, np
 
-from d2l_dcgan import (DCGANError, cli, discriminator, generator, load_image_folder, make_sprites,
+from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        train)
+from d2l_dcgan.commands.resume import RECIPE_FLAGS, RUN_SETTINGS
+from d2l_dcgan.commands.train import train_parser, train_recipe
+from d2l_dcgan.flags import seed_everything
 from d2l_dcgan import checkpoint as ckpt
 from d2l_dcgan import run as run_module
 from d2l_dcgan.model import sample
@@ -77,7 +80,7 @@ def test_book_recipe_is_train_bit_for_bit(sprites):
     """fit with --recipe book's Recipe runs train's update (the book's equations) to the bit."""
     runs = []
     for loop, kwargs in ((train, {}), (fit, {'recipe': RECIPES['book'], 'verbose': False})):
-        cli.seed_everything(3)
+        seed_everything(3)
         net_D, net_G = discriminator(8), generator(8)
         history = loop(net_D, net_G, load_image_folder(sprites, batch_size=32), 2, 0.005, LATENT,
                        mx.cpu(), animator=None, **kwargs)
@@ -343,19 +346,19 @@ def test_sampling_with_batch_statistics_leaves_the_running_averages(hybridize):
 # ------------------------------------------------------------------------------- command line
 
 def test_recipe_flags_override_the_recipe():
-    parser = cli.train_parser()
+    parser = train_parser()
     args = parser.parse_args(['--recipe', 'improved', '--label-smoothing', '0.2',
                               '--augment', '--lr-G', '0.001', '--no-sample-batch-stats'])
-    recipe = cli.train_recipe(args)
+    recipe = train_recipe(args)
     assert recipe.label_smoothing == 0.2 and recipe.augment == AUGMENTS
     assert recipe.lr_G == 0.001 and recipe.sample_batch_stats is False
     assert recipe.ema_halflife == RECIPES['improved'].ema_halflife
-    assert cli.train_recipe(parser.parse_args([])) == Recipe()
-    assert cli.train_recipe(parser.parse_args(['--augment', 'none'])) == Recipe()
-    assert cli.train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
+    assert train_recipe(parser.parse_args([])) == Recipe()
+    assert train_recipe(parser.parse_args(['--augment', 'none'])) == Recipe()
+    assert train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
         ('color', 'cutout')
-    assert set(cli.RUN_SETTINGS) >= {'recipe', 'ema_halflife', 'label_smoothing', 'augment',
-                                     'lr_D', 'lr_G', 'sample_batch_stats'}
+    assert 'recipe' in RUN_SETTINGS and set(RECIPE_FLAGS) == {
+        'ema_halflife', 'label_smoothing', 'augment', 'lr_D', 'lr_G', 'sample_batch_stats'}
 
 
 def _cli(*args):

@@ -13,7 +13,7 @@ from mxnet import gluon, np
 
 from d2l_dcgan import (DCGANError, discriminator, generator, fit, load_image_folder,
                        make_sprites, read_images, train, update_D, update_G)
-from d2l_dcgan.cli import seed_everything
+from d2l_dcgan.flags import seed_everything
 from d2l_dcgan.train import shares_forward, train_step
 from d2l_dcgan.data import to_tensor
 from twins import twins

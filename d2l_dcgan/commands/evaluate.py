@@ -1,0 +1,46 @@
+"""`python -m d2l_dcgan evaluate`: the SWD between a trained generator's images and the data."""
+import sys
+
+from ..flags import (HelpFormatter, IMAGE_SETS, Parser, SEED, add_data_flags, read_data,
+                     run_command)
+from .sampling import add_sampling_flags, device_and_generator
+
+
+def evaluate_parser(prog=None):
+    p = Parser(prog=prog, description=(
+        'Sliced Wasserstein distance (Karras et al. 2018; x 1e3 per Laplacian level, lower is '
+        'closer) between images of a trained generator and the data.'),
+        formatter_class=HelpFormatter)
+    add_sampling_flags(p)
+    add_data_flags(p)
+    p.add_argument('--num', type=IMAGE_SETS, default=512,
+                   help='generated and real images to compare (fewer if the data has fewer; '
+                        'at least 2)')
+    p.add_argument('--seed', type=SEED, default=0, help='random seed of noise and sampling')
+    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    return p
+
+
+def run_evaluate(args):
+    import numpy as onp
+    from ..errors import DCGANError
+    from ..metrics import sliced_wasserstein, swd_resolutions
+    from ..model import sample
+    device, net_G, latent_dim = device_and_generator(args)
+    root, images, _ = read_data(args)
+    if len(images) < 2:
+        raise DCGANError(f'{root} has {len(images)} image; the SWD compares at least 2 real '
+                         'images with as many generated ones')
+    rng = onp.random.default_rng(args.seed)
+    real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
+    Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
+    fake = sample(net_G, Z, device, batch_stats=args.batch_stats)
+    levels, mean = sliced_wasserstein(real, fake, seed=args.seed)
+    sizes = swd_resolutions(real.shape[1])
+    print(f'SWD x1e3 to the data ({len(real)} generated vs {len(real)} real images of {root}): '
+          + ', '.join(f'{s}px {v:.1f}' for s, v in zip(sizes, levels)) + f'; mean {mean:.1f}')
+
+
+def evaluate_main(argv=None, prog=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command(run_evaluate, evaluate_parser(prog).parse_args(argv))

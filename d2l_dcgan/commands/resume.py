@@ -1,0 +1,106 @@
+"""`train --resume OUT_DIR`: the settings of the run it continues, and the flags that may change."""
+import argparse
+import hashlib
+import json
+import os
+
+from ..errors import DCGANError
+
+# what a resumed run keeps from its run: one of these given with --resume must agree with it
+RUN_SETTINGS = ('dataset', 'num_sprites', 'batch_size', 'lr', 'latent_dim', 'n_G', 'n_D',
+                'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
+                'skip_bad_images', 'max_image_pixels')
+RECIPE_FLAGS = ('ema_halflife', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
+                'sample_batch_stats')  # compared as the recipe the run trained with
+# kept from the run unless given; given, the new value applies (and is recorded)
+CHANGEABLE = ('num_epochs', 'device', 'devices', 'num_workers', 'checkpoint_every',
+              'keep_checkpoints', 'on_divergence', 'max_loss', 'cache_dir', 'data_dir')
+
+
+def flag(key):
+    return '--' + key.replace('_', '-')
+
+
+def images_fingerprint(root):
+    """(count, digest) of an ImageFolder's image files: their paths under `root` and sizes."""
+    from ..data import list_images
+    items, _ = list_images(root)
+    digest = hashlib.sha256()
+    for path, _ in items:
+        digest.update(f'{os.path.relpath(path, root)}\0{os.path.getsize(path)}\0'.encode(
+            errors='surrogateescape'))
+    return len(items), digest.hexdigest()
+
+
+def read_run(run_dir):
+    """The metrics.json of the run in `run_dir`."""
+    if not os.path.isdir(run_dir):
+        raise DCGANError(f'--resume {run_dir}: no such folder')
+    try:
+        with open(os.path.join(run_dir, 'metrics.json')) as f:
+            saved = json.load(f)
+        saved['settings']
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DCGANError(f'--resume {run_dir}: no readable metrics.json, so not a run folder '
+                         f'of this program ({type(e).__name__})') from e
+    return saved
+
+
+def epochs_done(run_dir):
+    """The last epoch the newest valid checkpoint of `run_dir` finished (0 without one)."""
+    from ..checkpoint import newest_valid_checkpoint
+    _, state = newest_valid_checkpoint(os.path.join(run_dir, 'checkpoints'),
+                                       report=lambda message: None)  # fit reports them
+    return max((r['epoch'] for r in (state or {}).get('history', [])), default=0)
+
+
+def check_recipe(args, given, saved):
+    """A recipe flag given with --resume must give the recipe the run trained with."""
+    from ..recipes import Recipe
+    from .train import train_recipe
+    ran, now = Recipe.from_json(saved.get('recipe')), train_recipe(args)
+    for key in RECIPE_FLAGS:
+        if key in given and getattr(now, key) != getattr(ran, key):
+            raise DCGANError(f'--resume continues {args.resume} with its own recipe '
+                             f'({ran.describe()}): {flag(key)} is {getattr(ran, key)!r} there')
+
+
+def check_data_dir(args, saved):
+    """A --data-dir given anew (a moved folder) must hold the run's images."""
+    count, digest = images_fingerprint(args.data_dir)
+    want = saved.get('images_fingerprint')
+    ok = digest == want if want else count == saved.get('num_images', 0) + len(
+        saved.get('skipped_images', []))
+    if not ok:
+        raise DCGANError(f'--data-dir {args.data_dir} does not hold the images the run in '
+                         f'{args.resume} trained on ({count} images there; the run read '
+                         f'{saved.get("data_dir")}): give the folder it was trained on')
+
+
+def resume_settings(args, given):
+    """args of a --resume: the saved run's settings, with the flags given now checked (those
+    of RUN_SETTINGS must agree) or applied (CHANGEABLE); out_dir is the run's folder."""
+    run_dir, saved = args.resume, read_run(args.resume)
+    settings = saved['settings']
+    if 'out_dir' in given and os.path.realpath(args.out_dir) != os.path.realpath(run_dir):
+        raise DCGANError(f'--resume continues {run_dir} in place: --out-dir {args.out_dir} is '
+                         f'another folder (copy {run_dir} there first to branch the run)')
+    for key in RUN_SETTINGS:
+        if key in given and key in settings and getattr(args, key) != settings[key]:
+            raise DCGANError(f'--resume continues {run_dir} with its own settings: '
+                             f'{flag(key)} is {settings[key]!r} there')
+    kept = RUN_SETTINGS + RECIPE_FLAGS + CHANGEABLE
+    merged = {**vars(args), **{k: settings[k] for k in kept if k in settings and k not in given}}
+    if 'data_dir' not in given and settings.get('data_dir') and not os.path.isabs(
+            settings['data_dir']):  # saved relative by older versions: the absolute root read
+        merged['data_dir'] = saved.get('data_dir', settings['data_dir'])
+    merged.update(out_dir=run_dir, resume=run_dir)
+    args = argparse.Namespace(**merged)
+    check_recipe(args, given, saved)
+    if 'data_dir' in given and args.data_dir:
+        check_data_dir(args, saved)
+    done = epochs_done(run_dir)
+    if done and args.num_epochs <= done:
+        raise DCGANError(f'the run in {run_dir} has done {done} epoch(s): --num-epochs '
+                         f'{args.num_epochs} leaves nothing to train; give more than {done}')
+    return args

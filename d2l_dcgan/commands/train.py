@@ -1,0 +1,346 @@
+"""`python -m d2l_dcgan train` (and examples/train_pokemon.py): the chapter's training run, with
+its files written into --out-dir every epoch."""
+import argparse
+import os
+import random
+import re
+import sys
+import time
+
+from ..errors import DCGANError, one_line
+from ..flags import (HelpFormatter, IMAGE_SETS, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+                     POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
+                     command_line, given_flags, load_data, number, run_command, save_params,
+                     seed_everything, write_json)
+
+
+def train_parser(prog=None):
+    p = Parser(prog=prog, description=(
+        'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
+        'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
+        'metrics.json into --out-dir.'),
+        formatter_class=HelpFormatter)
+    data = p.add_argument_group('data')
+    add_data_flags(data, skipped_listed_in='metrics.json')
+    data.add_argument('--num-workers', type=NON_NEGATIVE_INT, default=0,
+                      help='DataLoader worker processes (images are decoded once into memory)')
+    model = p.add_argument_group('model and training (the chapter\'s defaults)')
+    # argparse shows a default only next to a help text, so every option has one
+    model.add_argument('--num-epochs', type=POSITIVE_INT, default=20,
+                       help='passes over the data')
+    model.add_argument('--batch-size', type=POSITIVE_INT, default=256,
+                       help='images per step')
+    model.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005,
+                       help='Adam\'s learning rate, both nets')
+    model.add_argument('--latent-dim', type=POSITIVE_INT, default=100,
+                       help='length of the noise vectors Z')
+    model.add_argument('--n-G', dest='n_G', type=POSITIVE_INT, default=64,
+                       help='generator width (channels of its last G_block)')
+    model.add_argument('--n-D', dest='n_D', type=POSITIVE_INT, default=64,
+                       help='discriminator width (channels of its first D_block)')
+    model.add_argument('--alpha', type=NON_NEGATIVE_FLOAT, default=0.2,
+                       help='LeakyReLU slope in D; 0 is plain ReLU (exercise 1)')
+    model.add_argument('--no-hybridize', dest='hybridize', action='store_false',
+                       help='run the nets imperatively (slower; for debugging)')
+    run = p.add_argument_group('run')
+    run.add_argument('--seed', type=SEED, default=None,
+                     help='random seed (default: a fresh one, recorded in metrics.json)')
+    run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'),
+                     help='where the figures, parameters and metrics.json go')
+    run.add_argument('--num-samples', type=POSITIVE_INT, default=64,
+                     help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
+    run.add_argument('--no-progress', dest='progress', action='store_false',
+                     help='no per-epoch progress bar')
+    run.add_argument('--devices', type=device_list,
+                     help='data parallel over several devices, e.g. gpu:0,gpu:1 (each batch is '
+                          'split across them); overrides --device')
+    run.add_argument('--swd-samples', type=number(int, 2, also=(0,)), default=128,
+                     help='generated and real images whose sliced Wasserstein distance is '
+                          'measured after every epoch (0: off)')
+    add_recipe_flags(p.add_argument_group(
+        'better samples (opt-in; the defaults are the book\'s recipe)'))
+    safe = p.add_argument_group('checkpoints and recovery')
+    safe.add_argument('--resume', metavar='OUT_DIR',
+                      help='continue the run in OUT_DIR from its newest valid checkpoint, with '
+                           'all its settings, up to --num-epochs in all; given again, '
+                           '--num-epochs (upward), --device(s), --num-workers, --data-dir and '
+                           '--cache-dir (the same images moved) and the recovery flags below '
+                           'apply, and any other flag must agree with the run')
+    safe.add_argument('--checkpoint-every', type=NON_NEGATIVE_INT, default=0,
+                      help='also checkpoint every N steps (0: at the end of each epoch only)')
+    safe.add_argument('--keep-checkpoints', type=POSITIVE_INT, default=3,
+                      help='how many of the newest checkpoints to keep')
+    safe.add_argument('--on-divergence', choices=('stop', 'rollback'), default='stop',
+                      help='when a loss turns NaN/inf or exceeds --max-loss: stop, or reload '
+                           'the last checkpoint with half the learning rate (at most 3 times)')
+    safe.add_argument('--max-loss', type=POSITIVE_FLOAT, default=100.0,
+                      help='a mean loss above this counts as divergence (logits beyond ~this)')
+    return p
+
+
+def device_list(text):
+    """--devices' value: distinct cpu[:N] or gpu[:N], comma-separated, as 'gpu:0,gpu:1'."""
+    specs = [s.strip().lower() for s in text.split(',')]
+    if not any(specs) or not all(re.fullmatch(r'(cpu|gpu)(:\d+)?', s) for s in specs):
+        raise argparse.ArgumentTypeError(f'expected devices such as cpu:0,cpu:1 or '
+                                         f'gpu:0,gpu:1, got {text!r}')
+    specs = [s if ':' in s else s + ':0' for s in specs]
+    twice = sorted({s for s in specs if specs.count(s) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f'{", ".join(twice)} given twice in {text!r}; each '
+                                         'device takes its own share of a batch once')
+    return ','.join(specs)
+
+
+def augment_ops(text):
+    """--augment's value: comma-separated ops of recipes.AUGMENTS, or 'none' ('')."""
+    from ..recipes import AUGMENTS, Recipe
+    if text.strip() == 'none':
+        return ''
+    try:
+        ops = Recipe(augment=text).augment  # Recipe checks the ops
+    except DCGANError:
+        ops = ()
+    if not ops:
+        raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(AUGMENTS)} or '
+                                         f'none, got {text!r}')
+    return ','.join(ops)
+
+
+def add_recipe_flags(group):
+    """train's opt-in techniques (d2l_dcgan.recipes); a flag given overrides --recipe's value."""
+    from ..recipes import AUGMENTS, RECIPES
+    group.add_argument('--recipe', choices=tuple(RECIPES), default='book',
+                       help='book: the chapter\'s; improved: ' + RECIPES['improved'].describe())
+    group.add_argument('--ema-halflife', type=NON_NEGATIVE_INT, metavar='IMAGES',
+                       help='average the generator\'s weights, their memory halving every '
+                            'IMAGES training images (0: off); writes net_G_ema.params')
+    group.add_argument('--label-smoothing', type=number(float, 0, 1), metavar='X',
+                       help='one-sided label smoothing: D\'s target for real images is 1 - X '
+                            '(0: off)')
+    group.add_argument('--augment', type=augment_ops, nargs='?', const=','.join(AUGMENTS),
+                       metavar='OPS', help='differentiable augmentation of every image D '
+                       f'sees: {",".join(AUGMENTS)} (all without OPS) or none')
+    group.add_argument('--lr-D', dest='lr_D', type=POSITIVE_FLOAT,
+                       help='the discriminator\'s learning rate (default: --lr)')
+    group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
+                       help='the generator\'s learning rate (default: --lr)')
+    # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
+    group.add_argument('--sample-batch-stats', action='store_const', const=True,
+                       help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
+                            'the running averages')
+    group.add_argument('--no-sample-batch-stats', dest='sample_batch_stats',
+                       action='store_const', const=False,
+                       help='sample with the running averages, whatever --recipe says')
+
+
+def train_recipe(args):
+    """The recipes.Recipe of --recipe with the flags given on top."""
+    from ..recipes import RECIPES
+    return RECIPES[args.recipe].override(
+        ema_halflife=args.ema_halflife, label_smoothing=args.label_smoothing,
+        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G,
+        sample_batch_stats=args.sample_batch_stats)
+
+
+def swd_metric(images, num, latent_dim, seed, device):
+    """epoch_metrics for fit(): SWD between `num` generated and `num` real images."""
+    from mxnet import np
+    from ..metrics import sliced_wasserstein
+    from ..run import stream
+    rng = stream(seed, 'swd')
+    real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
+    Z = np.array(rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32'), ctx=device)
+
+    def measure(net_G):
+        levels, mean = sliced_wasserstein(real, net_G(Z).asnumpy(), seed=seed)
+        return {'swd': mean, 'swd_levels': levels}
+    return measure
+
+
+def resume_hint(args):
+    """What to run after an interrupted run: --resume if a checkpoint was written."""
+    from ..checkpoint import list_checkpoints
+    out = getattr(args, 'out_dir', None)
+    if not out:
+        return ''
+    if not list_checkpoints(os.path.join(out, 'checkpoints')):
+        return f'; no checkpoint in {out} yet, so nothing to resume'
+    return f'; resume with: {command_line("--resume", out)}'
+
+
+def pick_devices(args):
+    """The devices of --devices (data parallel) or --device, said on one line."""
+    from ..gpu import select_device
+    if args.devices:
+        devices = [select_device(spec, flag='--devices')[0] for spec in args.devices.split(',')]
+        print(f'devices: {", ".join(map(str, devices))} (data parallel)')
+        if len(devices) > args.batch_size:
+            raise DCGANError(f'--batch-size {args.batch_size} is smaller than the '
+                             f'{len(devices)} devices of --devices, which each need an image of '
+                             f'every batch: give --batch-size {len(devices)} or more')
+        return devices
+    return [chosen_device(args.device)]
+
+
+def check_out_dir(path):
+    """--out-dir can be a run's folder: not a file, creatable and writable."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DCGANError(f'--out-dir {path} is a file, not a directory')
+    parent = path
+    while not os.path.exists(parent):  # the nearest folder that exists must take new ones
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DCGANError(f'--out-dir {path} is not writable')
+    return path
+
+
+def check_run_folder(out, resume, say=print):
+    """A new run needs a folder without checkpoints: it would mix its own in and prune them."""
+    from ..checkpoint import list_checkpoints
+    found = list_checkpoints(os.path.join(out, 'checkpoints'))
+    if resume and not found:
+        say(f'no checkpoint in {out}/checkpoints: starting from the beginning')
+    elif not resume and found:
+        raise DCGANError(f'--out-dir {out} holds a run already ({os.path.basename(found[0])}); '
+                         f'continue it with --resume {out}, or choose another --out-dir')
+
+
+class RunFolder:
+    """--out-dir while a run uses it: created and locked on entry; left as it was found if the
+    run fails before writing anything (a missing data folder, say)."""
+
+    def __init__(self, out):
+        from ..checkpoint import RunLock
+        self.out, self.existed = out, os.path.exists(out)
+        self.lock = RunLock(out)
+
+    def __enter__(self):
+        try:
+            os.makedirs(os.path.join(self.out, 'samples'), exist_ok=True)
+        except OSError as e:
+            raise DCGANError(f'cannot create --out-dir {self.out}: {e.strerror or e}') from e
+        self.lock.__enter__()  # refused: the folder is another run's, and so is all in it
+        return self
+
+    def __exit__(self, kind, *exc):
+        failed_empty = kind is not None and not os.path.exists(
+            os.path.join(self.out, 'metrics.json'))
+        if failed_empty:  # removed while the lock is held, so no other run sees it go
+            _remove_if_there(os.rmdir, os.path.join(self.out, 'samples'))
+            _remove_if_there(os.remove, self.lock.path)
+        self.lock.__exit__(kind, *exc)
+        if failed_empty and not self.existed:
+            _remove_if_there(os.rmdir, self.out)
+
+
+def _remove_if_there(remove, path):
+    try:
+        remove(path)
+    except OSError:  # not there, or (a folder) not empty: not ours to remove
+        pass
+
+
+class RunFiles:
+    """What a training run writes into --out-dir after every epoch, each file atomically."""
+
+    def __init__(self, out, fixed_Z, metrics, resume):
+        import json
+        self.out, self.fixed_Z, self.metrics = out, fixed_Z, metrics
+        self.metrics_path = os.path.join(out, 'metrics.json')
+        if resume and os.path.exists(self.metrics_path):
+            with open(self.metrics_path) as f:
+                metrics['epochs'] = json.load(f).get('epochs', [])
+        write_json(self.metrics_path, metrics)
+
+    def on_epoch_samples(self, record, sample):
+        from ..plot import save_image_grid
+        save_image_grid(sample(self.fixed_Z), os.path.join(
+            self.out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
+        if sample.average:
+            save_params(sample.net, os.path.join(self.out, 'net_G_ema.params'))
+
+    def on_epoch_end(self, record, net_D, net_G):
+        save_params(net_G, os.path.join(self.out, 'net_G.params'))
+        save_params(net_D, os.path.join(self.out, 'net_D.params'))
+        # an epoch run again after a rollback or resume replaces its earlier record
+        epochs = [r for r in self.metrics['epochs'] if r['epoch'] < record['epoch']]
+        self.metrics['epochs'] = epochs + [record]
+        write_json(self.metrics_path, self.metrics)
+
+
+def run_settings(args, seed):
+    """The settings recorded in metrics.json: the flags, with the seed and absolute paths."""
+    absolute = {k: os.path.abspath(getattr(args, k)) for k in ('data_dir', 'cache_dir')
+                if getattr(args, k)}
+    return {**vars(args), 'seed': seed, **absolute}
+
+
+def check_data(args, images):
+    if args.swd_samples and len(images) < 2:
+        raise DCGANError(f'--swd-samples {args.swd_samples}: the data has {len(images)} image; '
+                         'the SWD compares at least 2 real images (or give --swd-samples 0)')
+
+
+def run_train(args):
+    import matplotlib
+    matplotlib.use('Agg')  # headless: the figures go to files
+    from mxnet import np
+    from ..model import discriminator, generator
+    from ..plot import GANAnimator
+    from ..run import fit, fixed_noise
+    from .resume import images_fingerprint
+
+    devices = pick_devices(args)
+    out = check_out_dir(args.out_dir)
+    check_run_folder(out, args.resume, say=lambda message: None)  # before reading any data
+    with RunFolder(out):
+        check_run_folder(out, args.resume)  # again, now that the folder is ours alone
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        recipe = train_recipe(args)
+        print(f'recipe: {recipe.describe()}')
+        seed_everything(seed)
+        data_dir, images, data_iter, skipped = load_data(args)
+        print(f'data: {len(images)} images from {data_dir}')
+        check_data(args, images)
+        net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
+        # the same noise on resume: drawn from the seed
+        fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=devices[0])
+        files = RunFiles(out, fixed_Z, {
+            'settings': run_settings(args, seed), 'recipe': recipe.to_json(),
+            'device': str(devices[0]), 'devices': [str(d) for d in devices],
+            'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
+            'images_fingerprint': images_fingerprint(data_dir)[1],
+            'skipped_images': skipped, 'epochs': []}, args.resume)
+        start = time.time()
+        history = fit(
+            net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
+            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, recipe=recipe,
+            animator=GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
+                                 swd=args.swd_samples > 0),
+            on_epoch_samples=files.on_epoch_samples, on_epoch_end=files.on_epoch_end,
+            progress=args.progress, checkpoint_dir=os.path.join(out, 'checkpoints'),
+            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+            resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
+            epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed,
+                                      devices[0]) if args.swd_samples else None))
+        if history and history[-1].get('swd') is not None:
+            print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
+    ema = 'net_G_ema.params, ' if recipe.ema_halflife else ''
+    print(f'{len(history)} epochs done ({time.time() - start:.1f} s this run); '
+          f'wrote {out}/dcgan.png, samples/, net_G.params, {ema}net_D.params, metrics.json, '
+          f'checkpoints/')
+
+
+def train_main(argv=None, prog=None):
+    from .resume import resume_settings
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = train_parser(prog).parse_args(argv)
+    if args.resume:
+        try:
+            args = resume_settings(args, given_flags(lambda: train_parser(prog), argv))
+        except DCGANError as e:
+            print(f'error: {one_line(str(e))}', file=sys.stderr)
+            return 2
+    return run_command(run_train, args, resume_hint)

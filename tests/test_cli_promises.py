@@ -1,0 +1,325 @@
+"""The command line keeps its word: --resume continues the run it names with all its settings,
+no flag is dropped unseen, no command writes over a user's file, and every refusal is one line
+naming the flag, exit 2, before any data is read where the flags alone decide."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from d2l_dcgan import cli
+from d2l_dcgan.plot import GANAnimator
+from test_cli import ENV, REPO_ROOT, assert_one_line_error
+
+TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--no-progress', '--device', 'cpu',
+        '--swd-samples', '16', '--seed', '0']
+MODULE = [sys.executable, '-m', 'd2l_dcgan']
+
+
+def train(*argv):
+    return cli.train_main([str(a) for a in argv])
+
+
+def metrics(out):
+    with open(os.path.join(out, 'metrics.json')) as f:
+        return json.load(f)
+
+
+def checkpoints(out):
+    folder = os.path.join(out, 'checkpoints')
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def call(capfd, main, *argv):
+    """(exit status, stdout, stderr) of an in-process command; argparse's exits included."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope='module')
+def small(tmp_path_factory):
+    """A folder A holding the images (A/small, 32 sprites) and a 2-epoch run A/run started from
+    inside A with the relative --data-dir small and the recovery flags set."""
+    from d2l_dcgan import make_sprites
+    a = tmp_path_factory.mktemp('A')
+    make_sprites(str(a / 'small'), num_images=32)
+    r = subprocess.run([*MODULE, 'train', '--data-dir', 'small', '--out-dir', 'run',
+                        '--num-epochs', '2', '--keep-checkpoints', '10', '--checkpoint-every', '1',
+                        '--on-divergence', 'rollback', *TINY], cwd=a, env=ENV,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return a
+
+
+@pytest.fixture
+def run_copy(small, tmp_path):
+    """A copy of the fixture's run (its data stays in A/small) for a test that changes it."""
+    shutil.copytree(small / 'run', tmp_path / 'run')
+    return tmp_path / 'run'
+
+
+# ------------------------------------------------------------------------ work lost or changed
+
+def test_generate_never_writes_over_its_params(small, capfd):
+    params = small / 'run' / 'net_G.params'
+    before = params.read_bytes()
+    code, out, err = call(capfd, cli.generate_main, '--params', params, '--out', params,
+                          '--device', 'cpu')
+    assert_one_line_error(code, out, err, f'--out {params} is the file of --params')
+    assert params.read_bytes() == before
+
+
+@pytest.mark.parametrize('name', ['notes.txt', 'run/dcgan.png', 'run/samples/epoch_001.png'])
+def test_generate_never_writes_over_a_file_that_is_no_png_or_a_runs(small, tmp_path, capfd,
+                                                                     name):
+    target = small / name if name.startswith('run/') else tmp_path / name
+    if not target.exists():
+        target.write_text('my notes\n')
+    before = target.read_bytes()
+    code, out, err = call(capfd, cli.generate_main, '--params', small / 'run' / 'net_G.params',
+                          '--out', target, '--device', 'cpu')
+    expected = 'is a file of the training run' if name.startswith('run/') else \
+        'exists and is not a PNG image'
+    assert_one_line_error(code, out, err, expected)
+    assert target.read_bytes() == before
+
+
+def test_generate_replaces_a_png_of_its_own(small, tmp_path, capfd):
+    grid = tmp_path / 'grid.png'
+    Image.new('RGB', (4, 4)).save(grid)
+    code, out, err = call(capfd, cli.generate_main, '--params', small / 'run' / 'net_G.params',
+                          '--out', grid, '--num', '8', '--device', 'cpu')
+    assert code == 0, err
+    assert Image.open(grid).size == (8 * 64, 64)
+
+
+def test_resume_keeps_the_recovery_settings(run_copy, capfd):
+    assert len(checkpoints(run_copy)) == 4  # every step of 2 epochs of 2 steps
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
+    assert code == 0, err
+    assert len(checkpoints(run_copy)) == 6  # --keep-checkpoints 10 kept: none pruned
+    settings = metrics(run_copy)['settings']
+    assert (settings['checkpoint_every'], settings['keep_checkpoints'],
+            settings['on_divergence'], settings['device']) == (1, 10, 'rollback', 'cpu')
+    assert [e['epoch'] for e in metrics(run_copy)['epochs']] == [1, 2, 3]
+
+
+def test_resume_with_recovery_flags_given_applies_them(run_copy, capfd):
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3',
+                          '--keep-checkpoints', '2', '--on-divergence', 'stop')
+    assert code == 0, err
+    assert len(checkpoints(run_copy)) == 2
+    settings = metrics(run_copy)['settings']
+    assert (settings['keep_checkpoints'], settings['on_divergence']) == (2, 'stop')
+
+
+def test_resume_refuses_another_out_dir(small, tmp_path, capfd):
+    other = tmp_path / 'other'
+    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--out-dir', other,
+                          '--num-epochs', '3')
+    assert_one_line_error(code, out, err, f'--out-dir {other} is another folder')
+    assert not other.exists()
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--batch', '8'], 'unrecognized arguments: --batch 8'),
+    (['--batch-size', '8'], '--batch-size is 16 there'),
+    (['--batch-size', '256'], '--batch-size is 16 there'),  # the default, given: still refused
+])
+def test_resume_lets_no_flag_pass_unseen(small, capfd, argv, expected):
+    before = (small / 'run' / 'metrics.json').read_bytes()
+    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--num-epochs', '3',
+                          *argv)
+    assert_one_line_error(code, out, err, expected)
+    assert (small / 'run' / 'metrics.json').read_bytes() == before
+
+
+@pytest.mark.parametrize('epochs', ['1', '2'])
+def test_resume_to_no_more_epochs_changes_nothing(small, capfd, epochs):
+    files = ['metrics.json', 'dcgan.png', 'net_G.params']
+    before = {f: (small / 'run' / f).read_bytes() for f in files}
+    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--num-epochs', epochs)
+    assert_one_line_error(code, out, err, f'has done 2 epoch(s): --num-epochs {epochs} leaves '
+                                          'nothing to train; give more than 2')
+    assert {f: (small / 'run' / f).read_bytes() for f in files} == before
+
+
+# ------------------------------------------------------------------------ a run that continues
+
+def test_a_run_with_a_relative_data_dir_resumes_from_elsewhere(small, run_copy, capfd):
+    assert metrics(run_copy)['settings']['data_dir'] == str(small / 'small')  # saved absolute
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
+    assert code == 0, err
+
+
+def test_an_older_run_with_a_relative_data_dir_resumes(small, run_copy, capfd):
+    m = metrics(run_copy)
+    m['settings']['data_dir'] = 'small'  # as versions before this one saved it
+    del m['images_fingerprint']
+    (run_copy / 'metrics.json').write_text(json.dumps(m))
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
+    assert code == 0, err
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '4',
+                          '--data-dir', small / 'small')
+    assert code == 0, err
+
+
+def test_a_moved_data_folder_can_be_given_anew(small, run_copy, tmp_path, capfd):
+    moved = tmp_path / 'moved'
+    shutil.copytree(small / 'small', moved)
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3',
+                          '--data-dir', moved)
+    assert code == 0, err
+    assert metrics(run_copy)['settings']['data_dir'] == str(moved)
+    os.remove(next(moved.glob('*/*.png')))  # now it holds other images
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '4',
+                          '--data-dir', moved)
+    assert_one_line_error(code, out, err, f'--data-dir {moved} does not hold the images')
+
+
+# ---------------------------------------------------------------------- tracebacks, wrong words
+
+@pytest.mark.parametrize('devices, expected', [
+    (',', "--devices: expected devices such as cpu:0,cpu:1 or gpu:0,gpu:1, got ','"),
+    ('', "--devices: expected devices such as cpu:0,cpu:1 or gpu:0,gpu:1, got ''"),
+    ('cpu:0,cpu:0', "--devices: cpu:0 given twice in 'cpu:0,cpu:0'"),
+    ('cpu:0,gpu:0', '--devices gpu:0: MXNet sees 0 GPU(s)'),
+])
+def test_devices_are_checked_before_the_data(tmp_path, capfd, devices, expected):
+    if devices == 'cpu:0,gpu:0':
+        from mxnet import context
+        if context.num_gpus():
+            pytest.skip('a GPU is visible here')
+    code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'missing',
+                          '--out-dir', tmp_path / 'out', '--devices', devices)
+    err = '\n'.join(line for line in err.splitlines() if not line.startswith('devices:'))
+    assert_one_line_error(code, '', err, expected)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_batch_smaller_than_the_devices_is_refused_by_name(tmp_path, capfd):
+    code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'missing',
+                          '--out-dir', tmp_path / 'out', '--devices', 'cpu:0,cpu:1',
+                          '--batch-size', '1')
+    assert_one_line_error(code, out, err, '--batch-size 1 is smaller than the 2 devices of '
+                                          '--devices')
+
+
+@pytest.mark.parametrize('main, argv, expected', [
+    (cli.train_main, ['--swd-samples', '1'], "--swd-samples: must be 0 or >= 2, got '1'"),
+    (cli.evaluate_main, ['--params', 'x', '--num', '1'], "--num: must be >= 2, got '1'"),
+    (cli.train_main, ['--num-workers', '-1'], "--num-workers: must be >= 0, got '-1'"),
+])
+def test_numbers_a_command_cannot_use_are_refused(capfd, main, argv, expected):
+    assert_one_line_error(*call(capfd, main, *argv), expected)
+
+
+def test_a_one_image_folder_is_refused_before_training(tmp_path, capfd):
+    (tmp_path / 'one' / 'a').mkdir(parents=True)
+    Image.new('RGB', (64, 64)).save(tmp_path / 'one' / 'a' / 'x.png')
+    code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'one',
+                          '--out-dir', tmp_path / 'out', *TINY[:-4])
+    assert_one_line_error(code, out, err, '--swd-samples 128: the data has 1 image')
+    assert not (tmp_path / 'out').exists()  # nothing left behind
+
+
+def _interrupt(cmd, out, wait_for, cwd=REPO_ROOT):
+    """Run cmd, send SIGINT once `wait_for(out)` holds; (exit status, stderr)."""
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not wait_for(out) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr
+
+
+def test_the_resume_hint_names_the_command_that_ran(small, tmp_path):
+    out = tmp_path / 'run'
+    code, err = _interrupt([*MODULE, 'train', '--data-dir', small / 'small', '--out-dir', out,
+                            '--num-epochs', '1000', *TINY], out,
+                           lambda out: os.path.exists(out / 'samples' / 'epoch_001.png'))
+    assert code == 130 and 'Traceback' not in err, err
+    assert f'resume with: {"python -m d2l_dcgan train"} --resume {out}' in err
+
+
+def test_no_resume_hint_without_a_checkpoint(small, tmp_path):
+    out = tmp_path / 'run'
+    code, err = _interrupt([*MODULE, 'train', '--data-dir', small / 'small', '--out-dir', out,
+                            '--num-epochs', '1000', *TINY], out,
+                           lambda out: os.path.exists(out / 'metrics.json'))
+    assert code == 130 and 'Traceback' not in err, err
+    if not checkpoints(out):  # stopped before the first epoch's end, as meant
+        assert '--resume' not in err and 'nothing to resume' in err
+
+
+def test_ctrl_c_while_importing_is_one_line():
+    def mxnet_loading(pid):
+        try:
+            with open(f'/proc/{pid}/maps') as f:
+                return 'libmxnet' in f.read()
+        except OSError:
+            return False
+    proc = subprocess.Popen([*MODULE, 'train', '--help'], cwd=REPO_ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not mxnet_loading(proc.pid) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip('the import finished before the signal came')
+    assert proc.returncode == 130 and err.strip() == 'interrupted', err
+
+
+def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path, capfd):
+    (tmp_path / 'data' / 'a').mkdir(parents=True)
+    (tmp_path / 'data' / 'a' / 'bad\nname.png').write_bytes(b'not a png')
+    code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'data',
+                          '--out-dir', tmp_path / 'out', *TINY)
+    assert_one_line_error(code, out, err, 'bad\\nname.png')
+
+
+def test_params_that_is_a_folder(small, capfd):
+    code, out, err = call(capfd, cli.generate_main, '--params', small / 'run', '--device', 'cpu')
+    assert_one_line_error(code, out, err, f'--params {small / "run"} is a folder; give a '
+                                          f'generator\'s file, such as {small / "run"}/net_G.params')
+
+
+@pytest.mark.parametrize('command', ['evaluate', 'crosscheck'])
+def test_help_says_no_metrics_json_where_none_is_written(capfd, command):
+    with pytest.raises(SystemExit):
+        cli.main([command, '--help'])
+    assert 'metrics.json' not in capfd.readouterr().out
+
+
+def test_resume_compares_recipe_flags_with_the_recipe_that_ran(small, tmp_path, capfd):
+    out = tmp_path / 'run'
+    code, _, err = call(capfd, cli.train_main, '--data-dir', small / 'small', '--out-dir', out,
+                        '--num-epochs', '1', '--recipe', 'improved', *TINY)
+    assert code == 0, err
+    code, out_, err = call(capfd, cli.train_main, '--resume', out, '--num-epochs', '2',
+                           '--ema-halflife', '0')
+    assert_one_line_error(code, out_, err, '--ema-halflife is 256 there')
+    code, _, err = call(capfd, cli.train_main, '--resume', out, '--num-epochs', '2',
+                        '--ema-halflife', '256')
+    assert code == 0, err
+
+
+def test_a_single_epoch_draws_its_loss_as_a_point(tmp_path):
+    animator = GANAnimator(1, path=str(tmp_path / 'dcgan.png'))
+    animator.add(1, 0.5, 3.0)
+    assert [line.get_marker() for line in animator.axes[0].lines] == ['o', 'o']
+    animator.add(2, 0.4, 3.1)
+    assert [line.get_marker() for line in animator.axes[0].lines] == ['None', 'None']
+    animator.close()
