@@ -20,7 +20,7 @@ from mxnet import gluon, image, np
 from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
-from .errors import DCGANError, check_positive
+from .errors import DCGANError, check_positive, one_line
 from .fileio import file_digest
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
@@ -263,7 +263,7 @@ def _map_in_order(fn, items, num_threads):
 
 def _report_skipped(bad, total, data_dir):
     for e in bad:
-        print(f'skipping {e.path}: {e.reason}', file=sys.stderr)
+        print(one_line(f'skipping {e.path}: {e.reason}'), file=sys.stderr)
     if bad:
         print(f'skipped {len(bad):,} of {total:,} images; see above', file=sys.stderr)
     if bad and len(bad) == total:

@@ -290,6 +290,16 @@ def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path, capfd):
     assert_one_line_error(code, out, err, 'bad\\nname.png')
 
 
+def test_a_skipped_file_name_with_a_newline_stays_on_one_line(tmp_path, capfd):
+    from d2l_dcgan import read_images
+    (tmp_path / 'data' / 'a').mkdir(parents=True)
+    (tmp_path / 'data' / 'a' / 'bad\nname.png').write_bytes(b'not a png')
+    Image.new('RGB', (64, 64)).save(tmp_path / 'data' / 'a' / 'good.png')
+    read_images(str(tmp_path / 'data'), skip_bad_images=True)
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith('skipping ') and 'bad\\nname.png' in lines[0]
+
+
 def test_params_that_is_a_folder(small, capfd):
     code, out, err = call(capfd, cli.generate_main, '--params', small / 'run', '--device', 'cpu')
     assert_one_line_error(code, out, err, f'--params {small / "run"} is a folder; give a '
