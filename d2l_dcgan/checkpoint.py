@@ -79,8 +79,13 @@ def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state
         why = 'the disk is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
         raise DCGANError(f'could not write checkpoint {final}: {why}; the last good one, '
                          f'{kept[0] if kept else "none"}, is kept') from e
-    for old in list_checkpoints(ckpt_dir)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+    for old in list_checkpoints(ckpt_dir)[keep:]:  # renamed first: never half of one in place
+        gone = os.path.join(ckpt_dir, f'.tmp-del-{os.path.basename(old)}-{os.getpid()}')
+        try:
+            os.replace(old, gone)
+        except OSError:
+            continue
+        shutil.rmtree(gone, ignore_errors=True)
     return final
 
 
@@ -126,6 +131,26 @@ def load_checkpoint(path, net_D, net_G, trainer_D, trainer_G, devices, ema_net=N
     trainer_G.load_states(os.path.join(path, 'trainer_G.states'))
     trainer_D.load_states(os.path.join(path, 'trainer_D.states'))
     return onp.load(os.path.join(path, 'fixed_Z.npy'))
+
+
+TEMPORARY = re.compile(r'(.+\.tmp-\d+|\.tmp-.+)$')  # fileio.atomic_write's and ours
+
+
+def remove_temporaries(out_dir):
+    """Remove the temporary files and folders that killed writers left in a run folder, its
+    samples/ and checkpoints/; only under its RunLock, when no other process writes there."""
+    removed = []
+    for folder in (out_dir, os.path.join(out_dir, 'samples'), os.path.join(out_dir, 'checkpoints')):
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            path = os.path.join(folder, name)
+            if not TEMPORARY.match(name):
+                continue
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(path)
+    return removed
 
 
 class RunLock:

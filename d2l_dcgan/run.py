@@ -278,14 +278,18 @@ class Run:
         for trainer, rate in zip((self.trainer_D, self.trainer_G), self.state.lrs()):
             trainer.set_learning_rate(rate)
 
+    def check_finite(self):
+        """Raise DCGANError if the run checkpoints and its weights are not finite."""
+        if self.checkpoint_dir and not _params_finite(self.net_D, self.net_G):
+            raise DCGANError(f'the weights are not finite at epoch {self.state.epoch}, step '
+                             f'{self.state.step}; no checkpoint written over '
+                             f'{self.last_checkpoint}')
+
     def save(self):
         """Checkpoint the run, if it has a folder; never from weights that are not finite."""
         if not self.checkpoint_dir:
             return None
-        if not _params_finite(self.net_D, self.net_G):
-            raise DCGANError(f'the weights are not finite at epoch {self.state.epoch}, step '
-                             f'{self.state.step}; no checkpoint written over '
-                             f'{self.last_checkpoint}')
+        self.check_finite()
         self.last_checkpoint = ckpt.save_checkpoint(
             self.checkpoint_dir, self.net_D, self.net_G, self.trainer_D, self.trainer_G,
             self.fixed_Z, {**asdict(self.state), 'latent_dim': self.latent_dim,
@@ -392,7 +396,8 @@ def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, se
     where sample(Z) gives images as the recipe samples them (the book's: net_G(Z));
     `on_epoch_samples(record, sample)`, where sample.net is the generator sampled (net_G or
     its weight average, sample.average); `on_epoch_end(record, net_D, net_G)`. With
-    `checkpoint_dir`, a checkpoint after every epoch, every `checkpoint_every` steps and on
+    `checkpoint_dir`, a checkpoint after every epoch (after its callbacks, so that an epoch
+    with a checkpoint has its files), every `checkpoint_every` steps and on
     SIGINT/SIGTERM; `resume=True` continues from the newest valid one up to `num_epochs` in
     all. See DivergenceGuard for `max_loss` and `on_divergence`."""
     check_positive(num_epochs=num_epochs, latent_dim=latent_dim, check_every=check_every)
@@ -441,11 +446,14 @@ def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, se
             if animator is not None:
                 animator.add(epoch, loss_D, loss_G, sample_grid(sample, grid_Z),
                              swd=record.get('swd'))
-            run.end_epoch(record, steps)
+            # the epoch's checkpoint is its commit point, written last: a kill -9 before it
+            # redoes the epoch on resume, rewriting the same files
+            run.check_finite()
             if on_epoch_samples is not None:
                 on_epoch_samples(record, sample)
             if on_epoch_end is not None:
                 on_epoch_end(record, run.net_D, run.net_G)
+            run.end_epoch(record, steps)
             if stop.signum is not None:  # it came during the epoch's end: stop before the next
                 raise TrainingInterrupted(f'{signal.Signals(stop.signum).name}: stopped after '
                                           f'epoch {epoch}; checkpoint {run.last_checkpoint}',

@@ -46,12 +46,17 @@ def read_run(run_dir):
     return saved
 
 
-def epochs_done(run_dir):
-    """The last epoch the newest valid checkpoint of `run_dir` finished (0 without one)."""
+def checkpoint_history(run_dir):
+    """The epoch records in the newest valid checkpoint of `run_dir` ([] without one)."""
     from ..checkpoint import newest_valid_checkpoint
     _, state = newest_valid_checkpoint(os.path.join(run_dir, 'checkpoints'),
                                        report=lambda message: None)  # fit reports them
-    return max((r['epoch'] for r in (state or {}).get('history', [])), default=0)
+    return (state or {}).get('history', [])
+
+
+def epochs_done(run_dir):
+    """The last epoch the newest valid checkpoint of `run_dir` finished (0 without one)."""
+    return max((r['epoch'] for r in checkpoint_history(run_dir)), default=0)
 
 
 def check_recipe(args, given, saved):

@@ -222,6 +222,9 @@ class RunFolder:
         except OSError as e:
             raise DCGANError(f'cannot create --out-dir {self.out}: {e.strerror or e}') from e
         self.lock.__enter__()  # refused: the folder is another run's, and so is all in it
+        from ..checkpoint import remove_temporaries
+        for path in remove_temporaries(self.out):
+            print(f'removed {path}, left by a process that was killed while writing it')
         return self
 
     def __exit__(self, kind, *exc):
@@ -246,12 +249,11 @@ class RunFiles:
     """What a training run writes into --out-dir after every epoch, each file atomically."""
 
     def __init__(self, out, fixed_Z, metrics, resume):
-        import json
         self.out, self.fixed_Z, self.metrics = out, fixed_Z, metrics
         self.metrics_path = os.path.join(out, 'metrics.json')
-        if resume and os.path.exists(self.metrics_path):
-            with open(self.metrics_path) as f:
-                metrics['epochs'] = json.load(f).get('epochs', [])
+        if resume:  # the checkpoint is an epoch's commit point: later records are trained again
+            from .resume import checkpoint_history
+            metrics['epochs'] = checkpoint_history(out)
         write_json(self.metrics_path, metrics)
 
     def on_epoch_samples(self, record, sample):
