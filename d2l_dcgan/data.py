@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as onp
 from d2l import mxnet as d2l
-from mxnet import gluon, image, np
+from mxnet import gluon, image, nd, np, npx
 from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
@@ -212,9 +212,9 @@ def _check_body(im):
         im.load()
 
 
-def _checked_bytes(path, max_pixels):
-    """The file's bytes and (height, width), once Pillow has found its size within `max_pixels`
-    (from the header, before any pixel is allocated) and its body whole."""
+def _check_file(path, max_pixels):
+    """(height, width) of the image at `path`, once Pillow has found its size within
+    `max_pixels` (from the header, before any pixel is allocated) and its body whole."""
     with open(path, 'rb') as f:
         im = _open_header(f)
         width, height = im.size
@@ -222,20 +222,32 @@ def _checked_bytes(path, max_pixels):
             raise ValueError(f'{width}x{height} is {width * height:,} pixels, more than the '
                              f'limit of {max_pixels:,} (--max-image-pixels)')
         _check_body(im)
-        f.seek(0)
-        buf = f.read()
-    if im.format == 'PNG' and buf.rfind(_IEND) < 0:  # verify() stops before IEND's CRC
-        raise OSError('truncated PNG file (inside its IEND chunk)')
-    return buf, (height, width)
+        if im.format == 'PNG':  # verify() stops before IEND's CRC
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64))
+            if f.read().rfind(_IEND) < 0:
+                raise OSError('truncated PNG file (inside its IEND chunk)')
+    return height, width
+
+
+def _decode(path):
+    """MXNet's decode of an image file, flag=1: RGBA, palette and grayscale become RGB."""
+    try:  # imread reads the file in C; imdecode would copy its bytes through Python first
+        return image.imread(os.fsencode(path).decode('utf-8'), flag=1)
+    except UnicodeDecodeError:  # MXNet passes names to C as UTF-8: not every file name is
+        with open(path, 'rb') as f:
+            return image.imdecode(f.read(), flag=1)
 
 
 def _read_one(path, size, max_pixels=MAX_IMAGE_PIXELS):
-    """One image as the chapter reads it (MXNet's imdecode, flag=1, then Resize): uint8 HWC."""
+    """One image as the chapter reads it (MXNet's decode, flag=1, then Resize): uint8 HWC."""
     try:
-        buf, shape = _checked_bytes(path, max_pixels)
-        img = image.imdecode(buf, flag=1)  # 3 channels: RGBA, palette and grayscale become RGB
+        shape = _check_file(path, max_pixels)
+        img = _decode(path)
+        # transforms.Resize(size) is this op: called as is, not as a new Block per image;
         # MXNet decodes asynchronously: a failure surfaces in asnumpy, so it is inside the try
-        out = gluon.data.vision.transforms.Resize(size)(img).asnumpy()
+        ops = npx if isinstance(img, np.ndarray) else nd  # NumPy mode is per thread
+        out = ops.image.resize(img, size, False, 1).asnumpy()
     except _DECODE_ERRORS as e:
         raise BadImage(path, _reason(e)) from e
     if img.shape[:2] != shape:
