@@ -2,7 +2,8 @@
 # notebook; each sets up .venv on first use with PYTHON, by default the Python tools/find-python
 # picks (3.8-3.11 first, else 3.13 or 3.12; it says what to do when there is none).
 # On 3.8-3.11 pip installs the pinned stack; on 3.12+ mxnet's and d2l's pins have no wheels, so
-# uv (from PyPI, into the venv) installs with tools/overrides.txt replacing them.
+# uv (from PyPI, into the venv) installs with tools/overrides.txt replacing them. Then
+# tools/system-libs checks the system libraries MXNet links (installing them as root).
 PYTHON ?=
 VENV ?= .venv
 EXTRA ?= cpu
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 
 .PHONY: train demo test notebook clean
 
-$(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt
+$(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt tools/system-libs
 	@py='$(PYTHON)'; [ -n "$$py" ] || py=$$(tools/find-python) || exit 1; \
 	echo "$$py -m venv $(VENV)"; "$$py" -m venv $(VENV)
 	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
@@ -22,6 +23,7 @@ $(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt
 	    set -x; $(BIN)/pip install --quiet --upgrade pip && \
 	    $(BIN)/pip install --quiet -e ".[$(EXTRA),test]"; \
 	fi
+	tools/system-libs $(BIN)/python
 	touch $@
 
 train: $(BIN)/.installed-$(EXTRA)

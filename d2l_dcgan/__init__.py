@@ -33,6 +33,11 @@ try:
     import mxnet  # noqa: F401
 except (ImportError, OSError) as e:  # mxnet and mxnet-cu112 both provide `mxnet`: an extra
     hint = _CUDA.hint()
+    if 'libgomp' in str(e) or 'libquadmath' in str(e):  # minimal systems lack GCC's runtime
+        raise ImportError(
+            f'MXNet is installed, but its library cannot load: {e}. On a minimal system GCC\'s '
+            'runtime libraries are missing: apt-get install libgomp1 libquadmath0 (Debian, '
+            'Ubuntu), dnf install libgomp libquadmath (Fedora); tools/system-libs checks') from e
     raise ImportError(
         'd2l_dcgan needs MXNet 1.9.1: pip install "d2l_dcgan[cpu]" (mxnet==1.9.1) '
         'or "d2l_dcgan[cu112]" (mxnet-cu112==1.9.1 and its CUDA 11 libraries) '
