@@ -156,7 +156,7 @@ def time_pipeline(loader, device=None, min_seconds=1.0):
 
 def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
     """Examples/sec of train()'s own step alone (train_step) on one batch already on the device
-    (nets already hybridized and warm from train()); synced once at the end, as train() does."""
+    (nets already hybridized and warm from train()); waits once at the end, as train() does."""
     from d2l_dcgan.train import make_trainers, train_step
     loss = gluon.loss.SigmoidBCELoss()
     trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
@@ -169,7 +169,7 @@ def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
     total = step()
     for _ in range(iters - 1):
         total = total + step()
-    float(total)
+    npx.waitall()  # the last step's updates too, not only its losses
     return iters * X.shape[0] / (time.perf_counter() - start)
 
 

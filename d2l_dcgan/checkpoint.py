@@ -6,7 +6,6 @@ rates, recipe), with a recipe's weight average of the generator `net_G_ema.param
 `MANIFEST.json` (SHA-256 of each file) written last. It is assembled under a temporary name
 and renamed into place, so a crash mid-write leaves the previous checkpoint as the newest one."""
 import errno
-import fcntl
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import shutil
 import numpy as onp
 
 from .errors import DCGANError
-from .fileio import file_digest, fsync_path
+from .fileio import FileLock, file_digest, fsync_path
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
@@ -153,31 +152,17 @@ def remove_temporaries(out_dir):
     return removed
 
 
-class RunLock:
-    """An exclusive lock on an output folder, so two runs never interleave their files.
-
-    flock is released by the kernel when the process dies, so a crash leaves no stale lock."""
+class RunLock(FileLock):
+    """An exclusive lock on an output folder, so two runs never interleave their files."""
 
     def __init__(self, out_dir):
-        self.path = os.path.join(out_dir, '.lock')
-        self.fd = None
+        super().__init__(os.path.join(out_dir, '.lock'))
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(self.fd, 64).decode(errors='replace').strip() or '?'
-            os.close(self.fd)
-            self.fd = None
-            raise DCGANError(f'another run (pid {owner}) is writing to '
+        if not self.acquire(blocking=False):
+            raise DCGANError(f'another run (pid {self.holder()}) is writing to '
                              f'{os.path.dirname(self.path)}; wait for it or use another --out-dir')
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
         return self
 
     def __exit__(self, *exc):
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        self.release()

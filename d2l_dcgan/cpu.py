@@ -11,25 +11,19 @@ import platform
 import sys
 import warnings
 
+from .fileio import read_text
+
 _SYS_CPU = '/sys/devices/system/cpu'
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def cgroup_cpu_limit(root='/sys/fs/cgroup'):
     """CPUs a container's CFS quota allows (rounded up), or None without a quota."""
-    v2 = _read(os.path.join(root, 'cpu.max'))  # "max 100000" or "200000 100000"
+    v2 = read_text(os.path.join(root, 'cpu.max'))  # "max 100000" or "200000 100000"
     if v2:
         quota, _, period = v2.partition(' ')
     else:
-        quota = _read(os.path.join(root, 'cpu', 'cpu.cfs_quota_us'))  # -1 without a quota
-        period = _read(os.path.join(root, 'cpu', 'cpu.cfs_period_us'))
+        quota = read_text(os.path.join(root, 'cpu', 'cpu.cfs_quota_us'))  # -1 without a quota
+        period = read_text(os.path.join(root, 'cpu', 'cpu.cfs_period_us'))
     try:
         quota, period = int(quota), int(period)
     except (TypeError, ValueError):
@@ -46,7 +40,7 @@ def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root='/sys/fs/cgroup'):
         cpus = os.sched_getaffinity(0)
     cores = set()
     for cpu in cpus:
-        siblings = _read(f'{sys_cpu}/cpu{cpu}/topology/thread_siblings_list')
+        siblings = read_text(f'{sys_cpu}/cpu{cpu}/topology/thread_siblings_list')
         if siblings is None:
             return None
         cores.add(siblings)  # every sibling of a core lists the same set, e.g. "0,8" or "0-1"

@@ -1,5 +1,7 @@
 """The Pokemon sprites (or any image folder) as the chapter's 64x64, [-1, 1] DataLoader."""
+import contextlib
 import functools
+import glob
 import hashlib
 import http.client
 import os
@@ -7,7 +9,6 @@ import re
 import shutil
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -21,7 +22,7 @@ from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
 from .errors import DCGANError, check_positive, one_line
-from .fileio import file_digest
+from .fileio import FileLock, file_digest, read_text
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
 d2l.DATA_HUB['pokemon'] = (d2l.DATA_URL + 'pokemon.zip', POKEMON_SHA1)
@@ -34,19 +35,41 @@ def sha1_of(path):
     return file_digest(path, 'sha1')
 
 
+@contextlib.contextmanager
+def _preparing(name, cache_dir):
+    """The cache's path of `d2l.DATA_HUB[name]`, held by this run alone: runs sharing the cache
+    take turns (a lock file, `pokemon.lock` for pokemon.zip), and the temporary files of runs
+    that died are removed first."""
+    os.makedirs(cache_dir, exist_ok=True)
+    fname = os.path.join(cache_dir, d2l.DATA_HUB[name][0].split('/')[-1])
+    base = os.path.splitext(fname)[0]
+    with FileLock(base + '.lock').held(f'preparing {os.path.basename(base)} in {cache_dir}'):
+        # only the lock's holder writes these, so any found now belong to runs that died
+        for leftover in glob.glob(glob.escape(fname) + '.part*') + glob.glob(
+                glob.escape(base) + '.tmp-*'):
+            _remove(leftover)
+        yield fname
+
+
 def download(name, cache_dir=DEFAULT_CACHE_DIR, timeout=60):
     """Fetch `d2l.DATA_HUB[name]` into `cache_dir` and return its path.
 
     d2l.download checks neither the HTTP status nor the SHA-1 of a fresh download, so this
-    one does both, and only renames a complete, verified file into place."""
-    url, sha1_hash = d2l.DATA_HUB[name]
-    os.makedirs(cache_dir, exist_ok=True)
-    fname = os.path.join(cache_dir, url.split('/')[-1])
+    one does both, and only renames a complete, verified file into place. Runs sharing
+    `cache_dir` take turns."""
+    with _preparing(name, cache_dir) as fname:
+        return _download(d2l.DATA_HUB[name], fname, timeout)
+
+
+def _download(hub_entry, fname, timeout=60):
+    """download()'s work, with the cache's lock held: `fname` if it verifies, else fetched."""
+    url, sha1_hash = hub_entry
+    cache_dir = os.path.dirname(fname)
     if os.path.exists(fname):
         if sha1_hash is None or sha1_of(fname) == sha1_hash:
             return fname
         print(f'{fname} has the wrong SHA-1; downloading it again')
-    partial = fname + '.part'
+    partial = f'{fname}.part-{os.getpid()}'
     print(f'Downloading {fname} from {url}...')
     sha1 = hashlib.sha1()
     try:
@@ -84,10 +107,11 @@ def download(name, cache_dir=DEFAULT_CACHE_DIR, timeout=60):
 
 
 def _remove(path):
-    try:
+    """Delete a file or a folder, if it is there."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
         os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def safe_extract(zip_path, dest):
@@ -111,33 +135,42 @@ def safe_extract(zip_path, dest):
 def download_extract(name, cache_dir=DEFAULT_CACHE_DIR):
     """Download and extract `d2l.DATA_HUB[name]`; return the folder it holds, like d2l's.
 
-    Extraction goes to a temporary folder first, so an interrupted one is never taken for done."""
-    fname = download(name, cache_dir)
-    base_dir = os.path.dirname(fname)
-    data_dir = os.path.splitext(fname)[0]
+    Runs sharing the cache take turns, and a folder is replaced only by the one run that holds
+    the cache and finds it not marked done; so no run reads a folder that another replaces."""
+    hub_entry = d2l.DATA_HUB[name]
+    with _preparing(name, cache_dir) as fname:
+        return _extract(_download(hub_entry, fname), str(hub_entry[1]))
+
+
+def _extract(fname, done):
+    """Extract `fname` beside itself unless its folder is marked `done` (the zip's SHA-1).
+
+    It goes to a temporary folder first and is marked done last, so an interrupted extraction
+    is never taken for done."""
+    base_dir, data_dir = os.path.dirname(fname), os.path.splitext(fname)[0]
     marker = data_dir + '.extracted'
-    sha1_hash = d2l.DATA_HUB[name][1]
-    if os.path.isdir(data_dir) and os.path.exists(marker):
-        with open(marker) as f:
-            if f.read().strip() == str(sha1_hash):
-                return data_dir
-    tmp = tempfile.mkdtemp(prefix='.extract-', dir=base_dir)
+    if os.path.isdir(data_dir) and read_text(marker) == done:
+        return data_dir
+    tmp = f'{data_dir}.tmp-{os.getpid()}'
+    new, old = os.path.join(tmp, 'new'), os.path.join(tmp, 'old')
     try:
-        safe_extract(fname, tmp)
-        _remove(marker)
-        for entry in os.listdir(tmp):
+        os.makedirs(old)
+        safe_extract(fname, new)
+        if not os.path.isdir(os.path.join(new, os.path.basename(data_dir))):
+            raise DCGANError(f'{fname} holds no folder {os.path.basename(data_dir)}/')
+        _remove(marker)  # from here the folder in place is not done, whatever happens
+        for entry in os.listdir(new):
             final = os.path.join(base_dir, entry)
-            if os.path.isdir(final) and not os.path.islink(final):
-                shutil.rmtree(final)
-            elif os.path.lexists(final):
-                os.remove(final)
-            os.replace(os.path.join(tmp, entry), final)
+            if os.path.lexists(final):
+                os.replace(final, os.path.join(old, entry))  # deleted with tmp
+            os.replace(os.path.join(new, entry), final)
+        with open(marker, 'w') as f:  # the commit point
+            f.write(done)
+    except OSError as e:
+        raise DCGANError(f'could not extract {fname} into {base_dir}: '
+                         f'{e.strerror or e}') from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not os.path.isdir(data_dir):
-        raise DCGANError(f'{fname} holds no folder {os.path.basename(data_dir)}/')
-    with open(marker, 'w') as f:
-        f.write(str(sha1_hash))
     return data_dir
 
 

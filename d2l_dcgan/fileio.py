@@ -1,6 +1,10 @@
-"""Atomic file writes (a reader, or a crash, never sees half a file) and file digests."""
+"""Atomic file writes (a reader, or a crash, never sees half a file), file digests, and locks
+that a crash cannot leave behind."""
+import contextlib
+import fcntl
 import hashlib
 import os
+import sys
 
 from .errors import DCGANError
 
@@ -37,3 +41,66 @@ def file_digest(path, algorithm):
         for chunk in iter(lambda: f.read(1 << 20), b''):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_text(path):
+    """A small text file's stripped content, or None if it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+class FileLock:
+    """An exclusive flock on the file `path`, which names its holder's PID. The kernel releases
+    it when the process dies, so a crash leaves no stale lock."""
+
+    def __init__(self, path):
+        self.path, self.fd = path, None
+
+    def acquire(self, blocking=True):
+        """Take the lock, waiting for its holder if `blocking`; False if held and not blocking."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise DCGANError(f'cannot create the lock file {self.path}: {e.strerror or e}') from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:  # e.g. Ctrl-C while waiting
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return True
+
+    def holder(self):
+        """The PID the lock's holder wrote into it, or '?'."""
+        try:
+            with open(self.path) as f:
+                return f.read(64).strip() or '?'
+        except OSError:
+            return '?'
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    @contextlib.contextmanager
+    def held(self, doing):
+        """Hold the lock; if another process holds it, say so on one line of stderr ('waiting
+        for another run (pid N) that is `doing` ...') and wait for it."""
+        if not self.acquire(blocking=False):
+            print(f'waiting for another run (pid {self.holder()}) that is {doing} ...',
+                  file=sys.stderr, flush=True)
+            self.acquire()
+        try:
+            yield self
+        finally:
+            self.release()

@@ -23,8 +23,8 @@ from . import checkpoint as ckpt
 from .errors import DCGANError, check_positive
 from .plot import GANAnimator, sample_grid
 from .recipes import BATCHNORM_SAMPLES, DiffAugment, GeneratorEMA, Recipe, Sampler
-from .train import (Accumulator, default_device, hybridize, init_nets, make_trainers,
-                    train_step)
+from .train import (Accumulator, computed_seconds, default_device, hybridize, init_nets,
+                    make_trainers, train_step)
 
 # the random streams of a seeded run; a stream's number is its index (saved runs depend on it)
 STREAMS = ('shuffle', 'noise', 'fixed_noise', 'init', 'swd', 'augment', 'batchnorm')
@@ -373,13 +373,13 @@ def train_epoch(run, data_iter, stop, guard, bar, check_every=10):
         if interrupted or periodic:
             state.step, state.partial = step, {
                 'sum_D': float(metric[0]), 'sum_G': float(metric[1]),
-                'num_examples': int(metric[2]), 'elapsed': elapsed + timer.stop()}
+                'num_examples': int(metric[2]), 'elapsed': elapsed + computed_seconds(timer)}
             path = run.save()
         if interrupted:
             raise TrainingInterrupted(f'{signal.Signals(stop.signum).name}: stopped at epoch '
                                       f'{state.epoch}, step {step}; checkpoint {path}',
                                       stop.signum)
-    return metric, elapsed + timer.stop(), step
+    return metric, elapsed + computed_seconds(timer), step
 
 
 def fit(net_D, net_G, data_iter, num_epochs, lr, latent_dim, devices=None, *, seed=None,

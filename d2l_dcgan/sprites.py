@@ -2,12 +2,13 @@
 
 Colourful little creatures on white, 64x64 PNGs in `root/<kind>/<n>.png`, so that tests and a CPU
 demo can run the chapter's pipeline end to end where pokemon.zip cannot be downloaded."""
-import fcntl
 import json
 import os
 
 import numpy as onp
 from PIL import Image, ImageDraw
+
+from .fileio import FileLock
 
 KINDS = ('round', 'spiky', 'tall', 'winged')
 
@@ -77,8 +78,7 @@ def make_sprites(root, num_images=512, seed=0, size=64):
                 'kinds': list(KINDS), 'version': 1}
     base = os.path.normpath(root)
     os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
-    with open(base + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+    with FileLock(base + '.lock').held(f'drawing {root}'):
         _draw_once(root, base + '.json', settings)
     return root
 

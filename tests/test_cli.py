@@ -328,7 +328,7 @@ def test_pokemon_unreachable(tmp_path, monkeypatch, capfd):
     assert lines[0].startswith('error: could not download http://127.0.0.1:9/pokemon.zip')
     assert f'put pokemon.zip (SHA-1 {POKEMON_SHA1}) into {cache} by hand' in lines[0]
     assert '--data-dir' in lines[0]
-    assert os.listdir(cache) == []
+    assert os.listdir(cache) == ['pokemon.lock']  # and no .part file
 
 
 def test_generate_out_is_a_folder(random_G, tmp_path, capfd):

@@ -4,7 +4,10 @@ import hashlib
 import http.server
 import io
 import os
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 
 import numpy as onp
@@ -267,7 +270,7 @@ def test_download_verifies_and_caches(tmp_path, fake_source):
     path = download('fakezip', str(cache))
     assert path == str(cache / 'fake.zip')
     assert (cache / 'fake.zip').read_bytes() == fake_source.read_bytes()
-    assert os.listdir(cache) == ['fake.zip']
+    assert sorted(os.listdir(cache)) == ['fake.lock', 'fake.zip']
     fake_source.unlink()  # the second call must not need the source
     assert download('fakezip', str(cache)) == path
 
@@ -285,7 +288,7 @@ def test_download_with_the_wrong_sha1_keeps_nothing(tmp_path, fake_source, monke
     cache = tmp_path / 'cache'
     with pytest.raises(DCGANError, match='SHA-1'):
         download('fakezip', str(cache))
-    assert os.listdir(cache) == []
+    assert os.listdir(cache) == ['fake.lock']
 
 
 @pytest.mark.parametrize('where', ['missing file', 'refused connection'])
@@ -299,7 +302,7 @@ def test_download_failure_says_what_to_do(tmp_path, monkeypatch, where):
     message = str(e.value)
     assert 'pokemon.zip' in message and str(cache) in message and 'by hand' in message
     assert '--data-dir' in message
-    assert os.listdir(cache) == []
+    assert os.listdir(cache) == ['pokemon.lock']
 
 
 def test_download_http_404(tmp_path, monkeypatch, http_server):
@@ -307,7 +310,7 @@ def test_download_http_404(tmp_path, monkeypatch, http_server):
     cache = tmp_path / 'cache'
     with pytest.raises(DCGANError, match='HTTP 404'):
         download('fakezip', str(cache))
-    assert os.listdir(cache) == []
+    assert os.listdir(cache) == ['pokemon.lock']
 
 
 def test_download_over_http(tmp_path, monkeypatch, http_server):
@@ -317,7 +320,7 @@ def test_download_over_http(tmp_path, monkeypatch, http_server):
     path = download('fakezip', str(tmp_path / 'cache'))
     with open(path, 'rb') as f:
         assert f.read() == data
-    assert os.listdir(tmp_path / 'cache') == ['blob.bin']
+    assert sorted(os.listdir(tmp_path / 'cache')) == ['blob.bin', 'blob.lock']
 
 
 # ------------------------------------------------------------------------ download_extract
@@ -356,7 +359,8 @@ def test_download_extract_and_load_pokemon(fake_pokemon):
     assert data_dir == str(cache / 'pokemon')
     assert listing(data_dir) == sorted(os.path.join(*name.split('/')[1:])
                                        for name in POKEMON_ENTRIES)
-    assert not [e for e in os.listdir(cache) if e.startswith('.extract-')]
+    assert sorted(os.listdir(cache)) == ['pokemon', 'pokemon.extracted', 'pokemon.lock',
+                                         'pokemon.zip']
     batches = list(load_pokemon(batch_size=4, data_dir=None, cache_dir=str(cache)))
     assert [X.shape for X, _ in batches] == [(4, 3, 64, 64), (2, 3, 64, 64)]
 
@@ -412,7 +416,8 @@ def test_download_extract_refuses_entries_outside(tmp_path, monkeypatch, bad):
                                                   sha1_bytes(src.read_bytes())))
     with pytest.raises(DCGANError, match='outside'):
         download_extract('pokemon', str(cache))
-    assert sorted(os.listdir(cache)) == ['pokemon.zip']  # no pokemon/, marker, temp folder
+    # no pokemon/, marker, temp folder
+    assert sorted(os.listdir(cache)) == ['pokemon.lock', 'pokemon.zip']
     assert sorted(os.listdir(tmp_path)) == ['cache', 'src']
     assert not outside.exists()
 
@@ -425,7 +430,7 @@ def test_download_extract_of_a_non_zip(tmp_path, monkeypatch):
                                                   sha1_bytes(src.read_bytes())))
     with pytest.raises(DCGANError, match='not a valid zip'):
         download_extract('pokemon', str(tmp_path / 'cache'))
-    assert os.listdir(tmp_path / 'cache') == ['pokemon.zip']
+    assert sorted(os.listdir(tmp_path / 'cache')) == ['pokemon.lock', 'pokemon.zip']
 
 
 def test_download_extract_of_a_zip_without_the_folder(tmp_path, monkeypatch):
@@ -462,3 +467,160 @@ def test_make_sprites_in_several_processes_at_once(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert len(set(sums)) == 1 and sums[0].startswith('400 '), sums
     assert len(list(root.glob('*/*.png'))) == 400
+
+
+# ------------------------------------------------------------- runs sharing one cache folder
+
+def zip_bytes(entries):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+# the six images and 3 MiB that is not an image: a download is written 1 MiB at a time
+SLOW_ENTRIES = {**POKEMON_ENTRIES,
+                'pokemon/a/padding.dat': onp.random.default_rng(0).bytes(3 << 20)}
+SLOW_LISTING = sorted(os.path.join(*name.split('/')[1:]) for name in SLOW_ENTRIES)
+
+
+@pytest.fixture
+def slow_pokemon(tmp_path, monkeypatch):
+    """A pokemon.zip of SLOW_ENTRIES served from 127.0.0.1 in 20 pieces over `server.seconds`
+    (2 s), registered as d2l.DATA_HUB['pokemon']; yields the server (its .url, .sha1 and .gets,
+    the paths asked for). A client that goes away ends its response; teardown stops it."""
+    body = zip_bytes(SLOW_ENTRIES)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.server.gets.append(self.path)
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            piece = -(-len(body) // 20)
+            try:
+                for i in range(0, len(body), piece):
+                    self.wfile.write(body[i:i + piece])
+                    self.wfile.flush()
+                    time.sleep(self.server.seconds / 20)
+            except (BrokenPipeError, ConnectionResetError):  # a client killed mid-download
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    server.daemon_threads = True
+    server.gets, server.seconds, server.sha1 = [], 2.0, sha1_bytes(body)
+    server.url = f'http://127.0.0.1:{server.server_port}/pokemon.zip'
+    monkeypatch.setitem(d2l.DATA_HUB, 'pokemon', (server.url, server.sha1))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+# a run in its own process: d2l.DATA_HUB['pokemon'] pointed at the server, then `code`
+RUN = ('import sys, os, time, zipfile\n'
+       'import d2l_dcgan\n'
+       'from d2l import mxnet as d2l\n'
+       'url, sha1, cache = sys.argv[1:4]\n'
+       "d2l.DATA_HUB['pokemon'] = (url, sha1)\n")
+
+
+@pytest.fixture
+def start_run(slow_pokemon):
+    """start_run(cache, code, *args): a run in its own process; any left are killed after."""
+    runs = []
+
+    def start(cache, code, *args):
+        runs.append(subprocess.Popen(
+            [sys.executable, '-c', RUN + code, slow_pokemon.url, slow_pokemon.sha1, str(cache),
+             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return runs[-1]
+    yield start
+    for run in runs:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+
+
+def wait_for(run, what, timeout=60):
+    """Poll `what()` until it is true while `run` lives; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert run.poll() is None, run.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.02)
+
+
+def cache_entries(cache):
+    return sorted(os.listdir(cache))
+
+
+DONE = ['pokemon', 'pokemon.extracted', 'pokemon.lock', 'pokemon.zip']
+
+
+def test_four_runs_sharing_one_cache_all_load_the_images(tmp_path, slow_pokemon, start_run):
+    """A seed sweep: four runs at once (released together once imported), one download."""
+    cache, ready = tmp_path / 'cache', tmp_path / 'ready'
+    ready.mkdir()
+    code = ('open(os.path.join(sys.argv[4], str(os.getpid())), "w").close()\n'
+            'deadline = time.time() + 60\n'
+            'while len(os.listdir(sys.argv[4])) < 4 and time.time() < deadline:\n'
+            '    time.sleep(0.01)\n'
+            'X = [X for X, _ in d2l_dcgan.load_pokemon(batch_size=4, cache_dir=cache,'
+            ' shuffle=False)]\n'
+            'print("LOADED", sum(len(x) for x in X), float(sum(x.sum() for x in X)))\n')
+    runs = [start_run(cache, code, str(ready)) for _ in range(4)]
+    outs = [r.communicate(timeout=120) for r in runs]
+    assert [r.returncode for r in runs] == [0] * 4, [err[-2000:] for _, err in outs]
+    loaded = [next(l for l in out.splitlines() if l.startswith('LOADED')) for out, _ in outs]
+    assert len(set(loaded)) == 1 and loaded[0].startswith('LOADED 6 '), loaded
+    assert slow_pokemon.gets == ['/pokemon.zip']  # one run downloaded; the others waited
+    waits = [[l for l in err.splitlines() if l.startswith('waiting for another run')]
+             for _, err in outs]
+    assert sorted(len(w) for w in waits) == [0, 1, 1, 1], waits
+    downloader = str(runs[[len(w) for w in waits].index(0)].pid)
+    assert all(w == [f'waiting for another run (pid {downloader}) that is preparing pokemon '
+                     f'in {cache} ...'] for w in waits if w)
+    assert cache_entries(cache) == DONE  # no .part file, no temporary folder
+
+
+def test_a_download_killed_mid_way_is_cleaned_up_by_the_next_run(tmp_path, slow_pokemon,
+                                                                 start_run):
+    cache = tmp_path / 'cache'
+    run = start_run(cache, 'd2l_dcgan.download_extract("pokemon", cache)\n')
+    part = cache / f'pokemon.zip.part-{run.pid}'
+    wait_for(run, lambda: part.exists() and part.stat().st_size > 0)
+    run.kill()
+    run.communicate(timeout=60)
+    assert 0 < part.stat().st_size < 3 << 20
+    slow_pokemon.seconds = 0
+    assert listing(download_extract('pokemon', str(cache))) == SLOW_LISTING
+    assert cache_entries(cache) == DONE
+
+
+def test_an_extraction_killed_mid_way_is_redone_by_the_next_run(tmp_path, slow_pokemon,
+                                                                start_run):
+    cache = tmp_path / 'cache'
+    slow_pokemon.seconds = 0
+    code = ('extract = zipfile.ZipFile._extract_member\n'  # slowed down, to be caught at it
+            'def slow(*args):\n'
+            '    time.sleep(0.3)\n'
+            '    return extract(*args)\n'
+            'zipfile.ZipFile._extract_member = slow\n'
+            'd2l_dcgan.download_extract("pokemon", cache)\n')
+    run = start_run(cache, code)
+    tmp = cache / f'pokemon.tmp-{run.pid}'
+    wait_for(run, lambda: tmp.is_dir() and listing(tmp))
+    run.kill()
+    run.communicate(timeout=60)
+    assert 0 < len(listing(tmp)) < len(SLOW_ENTRIES)
+    assert not (cache / 'pokemon.extracted').exists()
+    assert listing(download_extract('pokemon', str(cache))) == SLOW_LISTING
+    assert cache_entries(cache) == DONE
+    assert slow_pokemon.gets == ['/pokemon.zip']  # the verified zip was kept

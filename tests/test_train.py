@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import d2l_dcgan  # first, also where this module is imported alone: compat, thread count
 import mxnet as mx
@@ -169,6 +170,21 @@ def test_train_prints_the_books_line(sprites, capsys):
     out = capsys.readouterr().out
     assert re.search(r'^loss_D \d+\.\d{3}, loss_G \d+\.\d{3}, \d+\.\d examples/sec on cpu\(0\)$',
                      out, re.M), out
+
+
+@pytest.mark.parametrize('loop', [train, fit])
+def test_the_recorded_speed_is_what_was_computed(sprites, capsys, loop):
+    """4 steps an epoch, fewer than fit's loss checks (every 10): the examples/sec printed and
+    recorded are the examples over the time they took to compute, not to be queued."""
+    data_iter = load_image_folder(sprites, batch_size=64)  # 256 images: 4 steps
+    net_D, net_G = discriminator(64), generator(64)  # full size: the queue hides seconds
+    start = time.perf_counter()
+    history = loop(net_D, net_G, data_iter, 1, 0.005, 100, mx.cpu(), animator=None)
+    wall_rate = 256 / (time.perf_counter() - start)
+    recorded = history[0]['examples_per_sec']
+    assert f', {recorded:.1f} examples/sec on cpu(0)' in capsys.readouterr().out
+    # the timed epoch lies within the wall time; all else (set-up, the epoch's end) is short
+    assert wall_rate <= recorded < 1.3 * wall_rate, (recorded, wall_rate)
 
 
 @pytest.mark.parametrize('kwargs', [dict(num_epochs=0), dict(num_epochs=1.5), dict(lr=0),
