@@ -109,7 +109,7 @@ def train_one(args, name, seed):
     _, images, data_iter, _ = load_data(SimpleNamespace(
         data_dir=args.data_dir, cache_dir=args.cache_dir, dataset='sprites',
         num_sprites=args.num_sprites, batch_size=args.batch_size, num_workers=0,
-        skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS))
+        skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS, image_cache=True))
     final_swd = swd_metric(images, args.final_samples, args.latent_dim, seed, device)
     fixed_Z = np.array(fixed_noise(seed, 64, args.latent_dim), ctx=device)
     result = {}

@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as onp
 from d2l import mxnet as d2l
@@ -215,6 +214,9 @@ class BadImage(DCGANError):
         super().__init__(f'cannot read image {path}: {reason}')
         self.path, self.reason = path, reason
 
+    def __reduce__(self):  # decode workers send it back pickled
+        return BadImage, (self.path, self.reason)
+
 
 def _reason(e):
     """One short line of why a decoder failed: its last line, less MXNet's 'Check failed'."""
@@ -295,17 +297,6 @@ def _read_or_error(path, size, max_pixels):
         return e
 
 
-def _map_in_order(fn, items, num_threads):
-    """[fn(x) for x in items] on `num_threads` threads; an exception cancels the calls not begun."""
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:
-        futures = [pool.submit(fn, x) for x in items]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()
-
-
 def _report_skipped(bad, total, data_dir):
     for e in bad:
         print(one_line(f'skipping {e.path}: {e.reason}'), file=sys.stderr)
@@ -315,26 +306,112 @@ def _report_skipped(bad, total, data_dir):
         raise DCGANError(f'none of the {total:,} images in {data_dir} can be read (see above)')
 
 
-def read_images(data_dir, size=64, num_threads=2, skip_bad_images=False,
-                max_image_pixels=MAX_IMAGE_PIXELS, skipped=None):
+def decode_workers():
+    """Worker processes for decoding: one per core this process may use (as cpu.py counts)."""
+    from .cpu import physical_cores
+    return physical_cores() or len(os.sched_getaffinity(0))
+
+
+def decoder():
+    """What decides how a file decodes: the libraries that check and decode it."""
+    import mxnet
+    import PIL
+    return f'mxnet {mxnet.__version__} imread flag=1, image.resize bilinear; Pillow {PIL.__version__}'
+
+
+def _decode_folder(read, items, data_dir, out, workers, skip_bad_images):
+    """Decode every image into `out`; the bad ones as BadImage, in order (raised unless
+    skipping)."""
+    from .imagecache import decode_all, progress_bar
+    bar = progress_bar(len(items), f'decoding {data_dir}')
+    try:
+        bad = decode_all(read, [p for p, _ in items], out, workers,
+                         stop_at_first_bad=not skip_bad_images, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if bad and not skip_bad_images:
+        raise bad[0][1]
+    return bad
+
+
+def _decoded(data_dir, items, size, read, workers, skip_bad_images):
+    """(uint8 images, labels, [BadImage]) decoded in memory shared with the workers."""
+    from .imagecache import shared_array
+    out = shared_array((len(items), size, size, 3))
+    bad = _decode_folder(read, items, data_dir, out, workers, skip_bad_images)
+    good = sorted(set(range(len(items))) - {i for i, _ in bad})
+    images = out if not bad else out[good]
+    return images, onp.array([items[i][1] for i in good], dtype='int32'), [e for _, e in bad]
+
+
+def _cached(data_dir, items, size, read, workers, settings, cache_dir):
+    """(images, labels, [BadImage]) from the decoded-image cache in `cache_dir`, decoding and
+    adding the folder's entry first if it has none."""
+    from .imagecache import ImageCache, cache_key
+    cache = ImageCache(os.path.join(cache_dir, 'decoded'))
+    root = os.path.abspath(data_dir)
+    key = cache_key(root, items, size, decoder(), settings)
+    entry = cache.load(key)
+    if entry is None:
+        with cache.lock(key, data_dir):
+            entry = cache.load(key)  # another run may have made it while this one waited
+            if entry is None:
+                _add_entry(cache, key, root, data_dir, items, size, read, workers, settings)
+                entry = cache.load(key)
+    images, meta = entry
+    bad = [BadImage(os.path.join(root, b['path']), b['reason']) for b in meta['skipped']]
+    return images, onp.array(meta['labels'], dtype='int32'), bad
+
+
+def _add_entry(cache, key, root, data_dir, items, size, read, workers, settings):
+    """Decode the folder into a new cache entry (only its good images) and commit it."""
+    out = cache.create(key, (len(items), size, size, 3))
+    try:
+        bad = _decode_folder(read, items, data_dir, out, workers,
+                             settings['skip_bad_images'])
+        good = sorted(set(range(len(items))) - {i for i, _ in bad})
+        if not good:
+            _report_skipped([e for _, e in bad], len(items), data_dir)  # raises: none can be read
+        if bad:  # rare: copy the good ones into an entry of their own size
+            packed = cache.create(key + '-packed', (len(good), size, size, 3))
+            packed[:] = out[good]
+            os.remove(out.filename)
+            out = packed
+        cache.commit(key, out, {
+            'root': root, 'size': size, 'settings': settings,
+            'files': [os.path.relpath(items[i][0], root) for i in good],
+            'labels': [int(items[i][1]) for i in good],
+            'skipped': [{'path': os.path.relpath(e.path, root), 'reason': e.reason}
+                        for _, e in bad]})
+    finally:
+        if os.path.exists(out.filename) and '.tmp-' in out.filename:
+            os.remove(out.filename)
+
+
+def read_images(data_dir, size=64, skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS,
+                skipped=None, cache_dir=None, workers=None):
     """Decode and resize every image once: uint8 array (N, size, size, 3), int32 labels, classes.
 
-    Resize is the chapter's own transform, so the pixels equal its pipeline's. An image that
-    cannot be read, or whose header gives more than `max_image_pixels` (None: no limit), stops
-    with a one-line DCGANError; with `skip_bad_images` it is named on stderr and left out, and
-    {'path', 'reason'} appended to the list `skipped` if one is given."""
+    Resize is the chapter's own transform, so the pixels equal its pipeline's. Decoding runs in
+    `workers` processes (default: one per core). With `cache_dir`, the decoded images are kept
+    in `cache_dir/decoded` and later calls map them read-only (d2l_dcgan.imagecache). An image
+    that cannot be read, or whose header gives more than `max_image_pixels` (None: no limit),
+    stops with a one-line DCGANError; with `skip_bad_images` it is named on stderr and left
+    out, and {'path', 'reason'} appended to the list `skipped` if one is given."""
     items, synsets = list_images(data_dir)
-    read = functools.partial(_read_or_error if skip_bad_images else _read_one, size=size,
-                             max_pixels=max_image_pixels)
-    # imdecode and imresize release the GIL in MXNet's C code, so threads overlap them
-    decoded = _map_in_order(read, [p for p, _ in items], num_threads)
-    bad = [d for d in decoded if isinstance(d, BadImage)]
+    read = functools.partial(_read_or_error, size=size, max_pixels=max_image_pixels)
+    workers = workers or decode_workers()
+    if cache_dir is None:
+        images, labels, bad = _decoded(data_dir, items, size, read, workers, skip_bad_images)
+    else:
+        settings = {'skip_bad_images': bool(skip_bad_images),
+                    'max_image_pixels': max_image_pixels}
+        images, labels, bad = _cached(data_dir, items, size, read, workers, settings, cache_dir)
     _report_skipped(bad, len(items), data_dir)
     if skipped is not None:
         skipped.extend({'path': e.path, 'reason': e.reason} for e in bad)
-    good = [(d, label) for d, (_, label) in zip(decoded, items) if not isinstance(d, BadImage)]
-    images = onp.stack([d for d, _ in good])
-    return images, onp.array([label for _, label in good], dtype='int32'), synsets
+    return images, labels, synsets
 
 
 # ToTensor (x / 255) then Normalize(0.5, 0.5) of every uint8 value, in float32 like those
@@ -360,14 +437,16 @@ def _batchify(samples, gray_to_rgb=False):
 
 
 def load_image_folder(data_dir, batch_size=256, size=64, shuffle=True, num_workers=0,
-                      last_batch='keep', skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS):
+                      last_batch='keep', skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS,
+                      cache_dir=None):
     """The chapter's DataLoader over any ImageFolder root: batches (X, y), X in [-1, 1].
 
-    Images are decoded once into memory and converted per batch rather than per image; bad ones
-    stop it, or are skipped with `skip_bad_images` (see read_images)."""
+    Images are decoded once (kept in `cache_dir/decoded` if given) and converted per batch
+    rather than per image; bad ones stop it, or are skipped with `skip_bad_images` (see
+    read_images)."""
     check_positive(batch_size=batch_size, size=size)
     images, labels, _ = read_images(data_dir, size, skip_bad_images=skip_bad_images,
-                                    max_image_pixels=max_image_pixels)
+                                    max_image_pixels=max_image_pixels, cache_dir=cache_dir)
     return array_loader(images, labels, batch_size, shuffle, num_workers, last_batch)
 
 
@@ -386,7 +465,8 @@ def array_loader(images, labels, batch_size=256, shuffle=True, num_workers=0,
 def load_pokemon(batch_size=256, data_dir=None, cache_dir=DEFAULT_CACHE_DIR, **kwargs):
     """The chapter's Pokemon DataLoader: download (SHA-1 checked), extract, 64x64, [-1, 1], shuffled.
 
-    With `data_dir`, any ImageFolder-style root is loaded instead and nothing is downloaded."""
+    With `data_dir`, any ImageFolder-style root is loaded instead and nothing is downloaded.
+    The decoded images are kept in `cache_dir/decoded` (cache_dir=None: neither)."""
     if data_dir is None:
-        data_dir = download_extract('pokemon', cache_dir)
-    return load_image_folder(data_dir, batch_size=batch_size, **kwargs)
+        data_dir = download_extract('pokemon', cache_dir or DEFAULT_CACHE_DIR)
+    return load_image_folder(data_dir, batch_size=batch_size, cache_dir=cache_dir, **kwargs)

@@ -149,7 +149,8 @@ def add_data_flags(group, skipped_listed_in=None):
     group.add_argument('--data-dir', help='use this ImageFolder root instead '
                        '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
     group.add_argument('--cache-dir', default=os.path.join('..', 'data'),
-                       help='where pokemon.zip is downloaded and extracted, and sprites drawn')
+                       help='where pokemon.zip is downloaded and extracted, sprites drawn, and '
+                            'the decoded images kept (CACHE_DIR/decoded)')
     group.add_argument('--num-sprites', type=POSITIVE_INT, default=1024,
                        help='images in the sprites dataset')
     group.add_argument('--skip-bad-images', action='store_true',
@@ -158,6 +159,10 @@ def add_data_flags(group, skipped_listed_in=None):
     group.add_argument('--max-image-pixels', type=POSITIVE_INT, default=MAX_IMAGE_PIXELS,
                        help='refuse an image whose header gives more pixels than this, before '
                             'decoding it (Pillow\'s threshold for decompression bombs)')
+    group.add_argument('--no-image-cache', dest='image_cache', action='store_false',
+                       help='decode the images in memory, not into (or from) the decoded-image '
+                            'cache in CACHE_DIR/decoded, which later runs map instead of '
+                            'decoding')
 
 
 def data_root(args):
@@ -177,8 +182,10 @@ def read_data(args, skipped=None):
     """(ImageFolder root, uint8 images, labels) of the chosen dataset, read as the flags say."""
     from .data import read_images
     root = data_root(args)
+    cache_dir = prepare_cache_dir(args.cache_dir) if args.image_cache else None
     images, labels, _ = read_images(root, skip_bad_images=args.skip_bad_images,
-                                    max_image_pixels=args.max_image_pixels, skipped=skipped)
+                                    max_image_pixels=args.max_image_pixels, skipped=skipped,
+                                    cache_dir=cache_dir)
     return root, images, labels
 
 

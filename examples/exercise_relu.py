@@ -43,7 +43,10 @@ def parser():
                       help=f'images in the sprites dataset (default {SMALL["num_sprites"]}; '
                            f'--full: {FULL["num_sprites"]})')
     data.add_argument('--cache-dir', default=os.path.join('..', 'data'),
-                      help='where pokemon.zip is downloaded and the sprites drawn')
+                      help='where pokemon.zip is downloaded, the sprites drawn and the decoded '
+                           'images kept')
+    data.add_argument('--no-image-cache', dest='image_cache', action='store_false',
+                      help='decode the images in memory, not into (or from) CACHE_DIR/decoded')
     model = p.add_argument_group('budget (the same for both runs)')
     model.add_argument('--full', action='store_true',
                        help='the chapter\'s budget: 20 epochs, batch 256, n_G = n_D = 64 '
@@ -81,7 +84,8 @@ def load_images(args):
     from d2l_dcgan.flags import data_root
     from d2l_dcgan.data import read_images
     root = data_root(args)
-    return root, read_images(root, size=64)[0]
+    return root, read_images(root, size=64,
+                             cache_dir=args.cache_dir if args.image_cache else None)[0]
 
 
 def run_variant(name, alpha, args, loader, real_ref, Z, device):

@@ -581,13 +581,15 @@ def test_four_runs_sharing_one_cache_all_load_the_images(tmp_path, slow_pokemon,
     loaded = [next(l for l in out.splitlines() if l.startswith('LOADED')) for out, _ in outs]
     assert len(set(loaded)) == 1 and loaded[0].startswith('LOADED 6 '), loaded
     assert slow_pokemon.gets == ['/pokemon.zip']  # one run downloaded; the others waited
-    waits = [[l for l in err.splitlines() if l.startswith('waiting for another run')]
-             for _, err in outs]
+    waits = [[l for l in err.splitlines() if l.startswith('waiting for another run')
+              and 'preparing pokemon' in l] for _, err in outs]
     assert sorted(len(w) for w in waits) == [0, 1, 1, 1], waits
     downloader = str(runs[[len(w) for w in waits].index(0)].pid)
     assert all(w == [f'waiting for another run (pid {downloader}) that is preparing pokemon '
                      f'in {cache} ...'] for w in waits if w)
-    assert cache_entries(cache) == DONE  # no .part file, no temporary folder
+    # no .part file, no temporary folder; the images decoded once, for all four
+    assert cache_entries(cache) == sorted(DONE + ['decoded'])
+    assert len([f for f in os.listdir(cache / 'decoded') if f.endswith('.npy')]) == 1
 
 
 def test_a_download_killed_mid_way_is_cleaned_up_by_the_next_run(tmp_path, slow_pokemon,
