@@ -182,7 +182,12 @@ def test_the_recorded_speed_is_what_was_computed(sprites, capsys, loop):
     history = loop(net_D, net_G, data_iter, 1, 0.005, 100, mx.cpu(), animator=None)
     wall_rate = 256 / (time.perf_counter() - start)
     recorded = history[0]['examples_per_sec']
-    assert f', {recorded:.1f} examples/sec on cpu(0)' in capsys.readouterr().out
+    printed = float(re.search(r', ([\d.]+) examples/sec on cpu\(0\)$',
+                              capsys.readouterr().out, re.M).group(1))
+    if loop is fit:
+        assert printed == round(recorded, 1)  # fit prints its record
+    else:  # train's line is timed as the book's: to after the epoch's figure, a little longer
+        assert wall_rate - 0.05 <= printed <= recorded + 0.05, (printed, recorded, wall_rate)
     # the timed epoch lies within the wall time; all else (set-up, the epoch's end) is short
     assert wall_rate <= recorded < 1.3 * wall_rate, (recorded, wall_rate)
 
