@@ -353,6 +353,10 @@ def _cached(data_dir, items, size, read, workers, settings, cache_dir):
     root = os.path.abspath(data_dir)
     key = cache_key(root, items, size, decoder(), settings)
     entry = cache.load(key)
+    if entry is None and not cache.writable():
+        print(f'decoded-image cache: cannot write to {cache.folder}; decoding in memory',
+              file=sys.stderr)
+        return _decoded(data_dir, items, size, read, workers, settings['skip_bad_images'])
     if entry is None:
         with cache.lock(key, data_dir):
             entry = cache.load(key)  # another run may have made it while this one waited

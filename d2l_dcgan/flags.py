@@ -182,10 +182,9 @@ def read_data(args, skipped=None):
     """(ImageFolder root, uint8 images, labels) of the chosen dataset, read as the flags say."""
     from .data import read_images
     root = data_root(args)
-    cache_dir = prepare_cache_dir(args.cache_dir) if args.image_cache else None
     images, labels, _ = read_images(root, skip_bad_images=args.skip_bad_images,
                                     max_image_pixels=args.max_image_pixels, skipped=skipped,
-                                    cache_dir=cache_dir)
+                                    cache_dir=args.cache_dir if args.image_cache else None)
     return root, images, labels
 
 

@@ -128,6 +128,14 @@ class ImageCache:
     def __init__(self, folder):
         self.folder = folder
 
+    def writable(self):
+        """Whether entries can be added: the folder exists or can be made, and takes files."""
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.folder, os.W_OK | os.X_OK)
+
     def paths(self, key):
         base = os.path.join(self.folder, f'images-{key}')
         return base + '.npy', base + '.json'
@@ -139,7 +147,7 @@ class ImageCache:
         try:
             with open(meta_path) as f:
                 meta = json.load(f)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, ValueError) as e:
             return self._damaged(key, f'its index {meta_path} is unreadable ({type(e).__name__})')

@@ -143,6 +143,15 @@ def test_bad_images_with_the_cache(tmp_path, capfd):
             err[1] == 'skipped 1 of 4 images; see above'
 
 
+def test_an_unwritable_cache_decodes_in_memory(folder, tmp_path, capfd):
+    cache = tmp_path / 'cache'
+    cache.write_text('a file where the cache folder would be')
+    images, _, _ = read_images(folder, cache_dir=str(cache))
+    assert (images == one_by_one(folder)).all()
+    assert capfd.readouterr().err == (f'decoded-image cache: cannot write to {cache}/decoded; '
+                                      'decoding in memory\n')
+
+
 FOUR = """
 import hashlib, sys
 import d2l_dcgan
