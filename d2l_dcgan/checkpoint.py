@@ -14,7 +14,7 @@ import shutil
 import numpy as onp
 
 from .errors import DCGANError
-from .fileio import FileLock, file_digest, fsync_path
+from .fileio import FileLock, file_digest, fsync_path, remove_path
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
@@ -142,13 +142,9 @@ def remove_temporaries(out_dir):
     for folder in (out_dir, os.path.join(out_dir, 'samples'), os.path.join(out_dir, 'checkpoints')):
         for name in os.listdir(folder) if os.path.isdir(folder) else ():
             path = os.path.join(folder, name)
-            if not TEMPORARY.match(name):
-                continue
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.remove(path)
-            removed.append(path)
+            if TEMPORARY.match(name):
+                remove_path(path)
+                removed.append(path)
     return removed
 
 

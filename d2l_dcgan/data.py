@@ -21,7 +21,7 @@ from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
 from .errors import DCGANError, check_positive, one_line
-from .fileio import FileLock, file_digest, read_text
+from .fileio import FileLock, file_digest, read_text, remove_path
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
 d2l.DATA_HUB['pokemon'] = (d2l.DATA_URL + 'pokemon.zip', POKEMON_SHA1)
@@ -46,7 +46,7 @@ def _preparing(name, cache_dir):
         # only the lock's holder writes these, so any found now belong to runs that died
         for leftover in glob.glob(glob.escape(fname) + '.part*') + glob.glob(
                 glob.escape(base) + '.tmp-*'):
-            _remove(leftover)
+            remove_path(leftover)
         yield fname
 
 
@@ -82,7 +82,7 @@ def _download(hub_entry, fname, timeout=60):
                     f.write(chunk)
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
             TimeoutError, ValueError) as e:
-        _remove(partial)
+        remove_path(partial)
         reason = getattr(e, 'reason', e)
         if isinstance(e, urllib.error.HTTPError):  # urlopen raises these before `status` is seen
             reason = f'HTTP {e.code} {e.reason}'
@@ -91,26 +91,18 @@ def _download(hub_entry, fname, timeout=60):
             f'{os.path.basename(fname)} (SHA-1 {sha1_hash}) into {cache_dir} by hand, '
             f'or pass --data-dir DIR with an image folder') from e
     except OSError as e:
-        _remove(partial)
+        remove_path(partial)
         raise DCGANError(f'could not write {partial}: {e.strerror or e}') from e
     except BaseException:
-        _remove(partial)
+        remove_path(partial)
         raise
     if sha1_hash is not None and sha1.hexdigest() != sha1_hash:
-        _remove(partial)
+        remove_path(partial)
         raise DCGANError(
             f'{url} downloaded with SHA-1 {sha1.hexdigest()}, expected {sha1_hash}; '
             f'the bad file was deleted, try again')
     os.replace(partial, fname)
     return fname
-
-
-def _remove(path):
-    """Delete a file or a folder, if it is there."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 def safe_extract(zip_path, dest):
@@ -157,7 +149,7 @@ def _extract(fname, done):
         safe_extract(fname, new)
         if not os.path.isdir(os.path.join(new, os.path.basename(data_dir))):
             raise DCGANError(f'{fname} holds no folder {os.path.basename(data_dir)}/')
-        _remove(marker)  # from here the folder in place is not done, whatever happens
+        remove_path(marker)  # from here the folder in place is not done, whatever happens
         for entry in os.listdir(new):
             final = os.path.join(base_dir, entry)
             if os.path.lexists(final):
@@ -258,8 +250,7 @@ def _check_file(path, max_pixels):
                              f'limit of {max_pixels:,} (--max-image-pixels)')
         _check_body(im)
         if im.format == 'PNG':  # verify() stops before IEND's CRC
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64))
+            f.seek(0)
             if f.read().rfind(_IEND) < 0:
                 raise OSError('truncated PNG file (inside its IEND chunk)')
     return height, width

@@ -167,6 +167,13 @@ def test_jpeg_with_damaged_scan_bytes_loads_as_libjpeg_decodes_it(tmp_path, capf
     assert capfd.readouterr().err.startswith('Corrupt JPEG data: ')
 
 
+def test_a_png_with_bytes_after_its_end_loads(tmp_path):
+    """Data after IEND (appended by some tools) is ignored by libpng, and so here."""
+    root = make_folder(tmp_path, {'tail.png': encode('PNG', (16, 12)) + b'appended' * 40})
+    images, _, _ = read_images(root)
+    onp.testing.assert_array_equal(images[0], chapters_pixels(os.path.join(root, 'c', 'tail.png')))
+
+
 def test_huge_header_is_refused_before_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError('MXNet\'s decoder was called')
