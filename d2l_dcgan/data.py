@@ -352,15 +352,16 @@ def _cached(data_dir, items, size, read, workers, settings, cache_dir):
         with cache.lock(key, data_dir):
             entry = cache.load(key)  # another run may have made it while this one waited
             if entry is None:
-                _add_entry(cache, key, root, data_dir, items, size, read, workers, settings)
-                entry = cache.load(key)
+                entry = _add_entry(cache, key, root, data_dir, items, size, read, workers,
+                                   settings)
     images, meta = entry
     bad = [BadImage(os.path.join(root, b['path']), b['reason']) for b in meta['skipped']]
     return images, onp.array(meta['labels'], dtype='int32'), bad
 
 
 def _add_entry(cache, key, root, data_dir, items, size, read, workers, settings):
-    """Decode the folder into a new cache entry (only its good images) and commit it."""
+    """Decode the folder into a new cache entry (only its good images), commit it and return
+    it as ImageCache.load does."""
     out = cache.create(key, (len(items), size, size, 3))
     try:
         bad = _decode_folder(read, items, data_dir, out, workers,
@@ -373,7 +374,7 @@ def _add_entry(cache, key, root, data_dir, items, size, read, workers, settings)
             packed[:] = out[good]
             os.remove(out.filename)
             out = packed
-        cache.commit(key, out, {
+        return cache.commit(key, out, {
             'root': root, 'size': size, 'settings': settings,
             'files': [os.path.relpath(items[i][0], root) for i in good],
             'labels': [int(items[i][1]) for i in good],

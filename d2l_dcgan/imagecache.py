@@ -6,7 +6,9 @@ A cache entry is `CACHE/decoded/images-KEY.npy` (the pixels) and `images-KEY.jso
 classes, files, skipped images, a CRC-32 of the pixels), the JSON written last: it is the
 commit point. KEY is a digest of everything that decides the pixels: each file's path under
 the folder, size and modification time, the image size, the decoder, the bad-image settings and
-FORMAT. Entries are built under a lock per key and replace the folder's older entries (same image size and settings)."""
+FORMAT. Entries are built under a lock per key and replace the folder's older entries (same
+image size and settings)."""
+import glob
 import hashlib
 import json
 import mmap
@@ -21,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as onp
 
 from .errors import DCGANError, one_line
-from .fileio import FileLock, fsync_path
+from .fileio import FileLock, atomic_write, fsync_path, remove_path
 
 FORMAT = 1  # the layout of an entry; a change makes every older entry a miss
 CHUNK = 64  # images a worker decodes per task
@@ -161,51 +163,54 @@ class ImageCache:
 
     def _damaged(self, key, why):
         print(f'decoded-image cache: {why}; decoding the images again', file=sys.stderr)
+        self.remove(key)
+        return None
+
+    def remove(self, key):
+        """Remove the entry `key`, if it is there."""
         for path in self.paths(key):
             try:
                 os.remove(path)
             except OSError:
                 pass
-        return None
 
     def create(self, key, shape):
-        """A writable memmap for a new entry, under a temporary name."""
+        """A writable memmap for a new entry, under a temporary name; with the entry's lock
+        held, so the temporary files of a killed run that built it are removed first."""
         os.makedirs(self.folder, exist_ok=True)
+        for leftover in glob.glob(os.path.join(glob.escape(self.folder), f'images-{key}*.tmp-*')):
+            remove_path(leftover)
         tmp = self.paths(key)[0] + f'.tmp-{os.getpid()}'
         return onp.lib.format.open_memmap(tmp, mode='w+', dtype=onp.uint8, shape=shape)
 
     def commit(self, key, images, meta):
         """Flush the new entry's pixels, rename them into place, then write its index (the
-        commit point); remove the older entries of the same folder and image size."""
+        commit point); remove the older entries of the same folder and image size. Returns the
+        entry as load() does."""
         npy, meta_path = self.paths(key)
         images.flush()
         fsync_path(images.filename)
         os.replace(images.filename, npy)
         meta = {**meta, 'shape': list(images.shape), 'crc32': _crc32(images)}
-        tmp = meta_path + f'.tmp-{os.getpid()}'
-        with open(tmp, 'w') as f:
-            json.dump(meta, f)
-        fsync_path(tmp)
-        os.replace(tmp, meta_path)
+
+        def write(tmp):
+            with open(tmp, 'w') as f:
+                json.dump(meta, f)
+        atomic_write(meta_path, write)
         self._remove_older(key, meta)
+        return onp.load(npy, mmap_mode='r'), meta
 
     def _remove_older(self, key, meta):
         for name in os.listdir(self.folder):
             if not (name.startswith('images-') and name.endswith('.json')) or key in name:
                 continue
-            path = os.path.join(self.folder, name)
             try:
-                with open(path) as f:
+                with open(os.path.join(self.folder, name)) as f:
                     other = json.load(f)
             except (OSError, ValueError):
                 continue
-            same = ('root', 'size', 'settings')
-            if all(other.get(k) == meta[k] for k in same):
-                for stale in self.paths(name[len('images-'):-len('.json')]):
-                    try:
-                        os.remove(stale)
-                    except OSError:
-                        pass
+            if all(other.get(k) == meta[k] for k in ('root', 'size', 'settings')):
+                self.remove(name[len('images-'):-len('.json')])
 
     def lock(self, key, root):
         """Hold the lock of entry `key`; a run that waits for it says so on one line."""

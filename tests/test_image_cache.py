@@ -73,6 +73,23 @@ def test_a_second_read_maps_the_cache_without_decoding(folder, tmp_path, monkeyp
     assert labels2.tolist() == labels.tolist() and classes2 == classes
 
 
+def test_a_killed_builders_temporary_files_are_removed_by_the_next(folder, tmp_path):
+    cache = str(tmp_path / 'cache')
+    read_images(folder, cache_dir=cache)
+    decoded = os.path.join(cache, 'decoded')
+    key = entries(cache)[0][len('images-'):-len('.json')]
+    leftovers = [f'images-{key}.npy.tmp-999999', f'images-{key}-packed.npy.tmp-999999',
+                 f'images-{key}.json.tmp-999999']
+    for name in entries(cache):  # the killed run never committed: no entry, its files left
+        os.remove(os.path.join(decoded, name))
+    for name in leftovers:
+        with open(os.path.join(decoded, name), 'wb') as f:
+            f.write(b'half an entry')
+    read_images(folder, cache_dir=cache)
+    assert sorted(f for f in os.listdir(decoded) if not f.endswith('.lock')) == \
+        [f'images-{key}.json', f'images-{key}.npy']
+
+
 @pytest.mark.parametrize('change', ['changed', 'added', 'removed', 'other size'])
 def test_a_changed_folder_is_decoded_again(folder, tmp_path, change):
     cache = str(tmp_path / 'cache')
