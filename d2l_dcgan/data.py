@@ -184,6 +184,18 @@ def list_images(data_dir):
     return dataset.items, dataset.synsets
 
 
+def file_stats(data_dir, items):
+    """(path under `data_dir`, size, modification time in ns) of each of list_images' items:
+    what the decoded-image cache and a run's record of its images are keyed by."""
+    prefix = os.path.join(os.path.expanduser(data_dir), '')  # as ImageFolderDataset joins them
+    stats = []
+    for path, _ in items:  # slicing, not os.path.relpath, which took most of the time
+        st = os.stat(path)
+        rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, data_dir)
+        stats.append((rel, st.st_size, st.st_mtime_ns))
+    return stats
+
+
 # Pillow's Image.MAX_IMAGE_PIXELS, the size above which it warns of a decompression bomb
 MAX_IMAGE_PIXELS = 89_478_485
 _FORMATS = {b'\x89PNG\r\n\x1a\n': PngImagePlugin.PngImageFile,
@@ -342,7 +354,8 @@ def _cached(data_dir, items, size, read, workers, settings, cache_dir):
     from .imagecache import ImageCache, cache_key
     cache = ImageCache(os.path.join(cache_dir, 'decoded'))
     root = os.path.abspath(data_dir)
-    key = cache_key(root, items, size, decoder(), settings)
+    key = cache_key(file_stats(data_dir, items), [label for _, label in items], size,
+                    decoder(), settings)
     entry = cache.load(key)
     if entry is None and not cache.writable():
         print(f'decoded-image cache: cannot write to {cache.folder}; decoding in memory',

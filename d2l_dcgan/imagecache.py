@@ -29,13 +29,13 @@ FORMAT = 1  # the layout of an entry; a change makes every older entry a miss
 CHUNK = 64  # images a worker decodes per task
 
 
-def cache_key(root, items, size, decoder, settings):
-    """The digest of what decides the decoded pixels of `items` [(path, label)] under `root`."""
+def cache_key(stats, labels, size, decoder, settings):
+    """The digest of what decides the decoded pixels of the files of `stats` (data.file_stats)
+    with their `labels`."""
     digest = hashlib.sha256(json.dumps([FORMAT, size, decoder, settings]).encode())
-    for path, label in items:
-        st = os.stat(path)
-        digest.update(f'{os.path.relpath(path, root)}\0{label}\0{st.st_size}\0'
-                      f'{st.st_mtime_ns}\0'.encode(errors='surrogateescape'))
+    for (rel, file_size, mtime_ns), label in zip(stats, labels):
+        digest.update(f'{rel}\0{label}\0{file_size}\0{mtime_ns}\0'.encode(
+            errors='surrogateescape'))
     return digest.hexdigest()[:32]
 
 

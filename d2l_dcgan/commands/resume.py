@@ -23,12 +23,11 @@ def flag(key):
 
 def images_fingerprint(root):
     """(count, digest) of an ImageFolder's image files: their paths under `root` and sizes."""
-    from ..data import list_images
+    from ..data import file_stats, list_images
     items, _ = list_images(root)
     digest = hashlib.sha256()
-    for path, _ in items:
-        digest.update(f'{os.path.relpath(path, root)}\0{os.path.getsize(path)}\0'.encode(
-            errors='surrogateescape'))
+    for rel, size, _ in file_stats(root, items):
+        digest.update(f'{rel}\0{size}\0'.encode(errors='surrogateescape'))
     return len(items), digest.hexdigest()
 
 
