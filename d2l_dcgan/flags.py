@@ -129,8 +129,9 @@ def check_output_file(flag, path, inputs=()):
         if input_path and os.path.exists(input_path) and os.path.samefile(path, input_path):
             raise DCGANError(f'{flag} {path} is the file of {input_flag}; writing it would '
                              'destroy it: give another file')
-    if run_folder_of(path):
-        raise DCGANError(f'{flag} {path} is a file of the training run in {run_folder_of(path)}; '
+    run = run_folder_of(path)
+    if run:
+        raise DCGANError(f'{flag} {path} is a file of the training run in {run}; '
                          'not overwriting it: give a new file name')
     with open(path, 'rb') as f:
         if f.read(len(PNG_MAGIC)) != PNG_MAGIC:
