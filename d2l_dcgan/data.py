@@ -206,7 +206,9 @@ _PLAIN = {'not identified by this driver': 'its header gives a zero width or hei
                                            'depth or colour type that PNG/JPEG do not have',
           'Truncated File Read': 'file is truncated',
           'unpack_from requires': 'file is truncated',
-          'cannot load this image': 'file is truncated before its pixel data'}
+          'cannot load this image': 'file is truncated before its pixel data',
+          # Pillow 10 (Python 3.8's newest) says this of a JPEG that ends before its scan
+          'index out of range': 'file is truncated before its pixel data'}
 _DECODE_ERRORS = (MXNetError, OSError, SyntaxError, ValueError, EOFError, IndexError,
                   TypeError, struct.error)
 
