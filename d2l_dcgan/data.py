@@ -5,10 +5,7 @@ import glob
 import hashlib
 import http.client
 import os
-import re
 import shutil
-import struct
-import sys
 import urllib.error
 import urllib.request
 import warnings
@@ -16,12 +13,12 @@ import zipfile
 
 import numpy as onp
 from d2l import mxnet as d2l
-from mxnet import gluon, image, nd, np, npx
-from mxnet.base import MXNetError
-from PIL import JpegImagePlugin, PngImagePlugin
+from mxnet import gluon, np
 
-from .errors import DCGANError, check_positive, one_line
-from .fileio import FileLock, file_digest, read_text, remove_path
+from . import decode
+from .decode import MAX_IMAGE_PIXELS
+from .errors import DCGANError, check_positive
+from .fileio import FileLock, can_write, file_digest, read_text, remove_path
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
 d2l.DATA_HUB['pokemon'] = (d2l.DATA_URL + 'pokemon.zip', POKEMON_SHA1)
@@ -34,13 +31,26 @@ def sha1_of(path):
     return file_digest(path, 'sha1')
 
 
+def _cache_path(name, cache_dir):
+    """Where `d2l.DATA_HUB[name]` is kept in `cache_dir`: pokemon.zip for the Pokemon."""
+    return os.path.join(cache_dir, d2l.DATA_HUB[name][0].split('/')[-1])
+
+
+def _verified(fname, sha1_hash):
+    return os.path.exists(fname) and (sha1_hash is None or sha1_of(fname) == sha1_hash)
+
+
 @contextlib.contextmanager
-def _preparing(name, cache_dir):
+def _preparing(name, cache_dir, missing):
     """The cache's path of `d2l.DATA_HUB[name]`, held by this run alone: runs sharing the cache
     take turns (a lock file, `pokemon.lock` for pokemon.zip), and the temporary files of runs
-    that died are removed first."""
-    os.makedirs(cache_dir, exist_ok=True)
-    fname = os.path.join(cache_dir, d2l.DATA_HUB[name][0].split('/')[-1])
+    that died are removed first. A cache that cannot be written is one line naming what is
+    `missing` from it."""
+    fname = _cache_path(name, cache_dir)
+    if not can_write(cache_dir):
+        raise DCGANError(
+            f'{cache_dir} holds no {missing} and cannot be written: give --cache-dir a folder '
+            f'that can be, or --data-dir the extracted image folder')
     base = os.path.splitext(fname)[0]
     with FileLock(base + '.lock').held(f'preparing {os.path.basename(base)} in {cache_dir}'):
         # only the lock's holder writes these, so any found now belong to runs that died
@@ -55,8 +65,11 @@ def download(name, cache_dir=DEFAULT_CACHE_DIR, timeout=60):
 
     d2l.download checks neither the HTTP status nor the SHA-1 of a fresh download, so this
     one does both, and only renames a complete, verified file into place. Runs sharing
-    `cache_dir` take turns."""
-    with _preparing(name, cache_dir) as fname:
+    `cache_dir` take turns; a verified file is only read (the cache may be read-only)."""
+    fname = _cache_path(name, cache_dir)
+    if _verified(fname, d2l.DATA_HUB[name][1]):
+        return fname
+    with _preparing(name, cache_dir, f'verified {os.path.basename(fname)}') as fname:
         return _download(d2l.DATA_HUB[name], fname, timeout)
 
 
@@ -64,9 +77,9 @@ def _download(hub_entry, fname, timeout=60):
     """download()'s work, with the cache's lock held: `fname` if it verifies, else fetched."""
     url, sha1_hash = hub_entry
     cache_dir = os.path.dirname(fname)
+    if _verified(fname, sha1_hash):  # another run may have fetched it while this one waited
+        return fname
     if os.path.exists(fname):
-        if sha1_hash is None or sha1_of(fname) == sha1_hash:
-            return fname
         print(f'{fname} has the wrong SHA-1; downloading it again')
     partial = f'{fname}.part-{os.getpid()}'
     print(f'Downloading {fname} from {url}...')
@@ -126,11 +139,21 @@ def safe_extract(zip_path, dest):
 def download_extract(name, cache_dir=DEFAULT_CACHE_DIR):
     """Download and extract `d2l.DATA_HUB[name]`; return the folder it holds, like d2l's.
 
-    Runs sharing the cache take turns, and a folder is replaced only by the one run that holds
+    A folder marked done is only read, with no lock (the cache may be read-only). Otherwise
+    runs sharing the cache take turns, and a folder is replaced only by the one run that holds
     the cache and finds it not marked done; so no run reads a folder that another replaces."""
     hub_entry = d2l.DATA_HUB[name]
-    with _preparing(name, cache_dir) as fname:
-        return _extract(_download(hub_entry, fname), str(hub_entry[1]))
+    fname, done = _cache_path(name, cache_dir), str(hub_entry[1])
+    if _extracted(fname, done):
+        return os.path.splitext(fname)[0]
+    with _preparing(name, cache_dir, f'extracted {os.path.basename(fname)}') as fname:
+        return _extract(_download(hub_entry, fname), done)
+
+
+def _extracted(fname, done):
+    """Whether `fname`'s folder beside it is there and marked `done` (the zip's SHA-1)."""
+    data_dir = os.path.splitext(fname)[0]
+    return os.path.isdir(data_dir) and read_text(data_dir + '.extracted') == done
 
 
 def _extract(fname, done):
@@ -140,7 +163,7 @@ def _extract(fname, done):
     is never taken for done."""
     base_dir, data_dir = os.path.dirname(fname), os.path.splitext(fname)[0]
     marker = data_dir + '.extracted'
-    if os.path.isdir(data_dir) and read_text(marker) == done:
+    if _extracted(fname, done):  # another run may have extracted it while this one waited
         return data_dir
     tmp = f'{data_dir}.tmp-{os.getpid()}'
     new, old = os.path.join(tmp, 'new'), os.path.join(tmp, 'old')
@@ -196,230 +219,25 @@ def file_stats(data_dir, items):
     return stats
 
 
-# Pillow's Image.MAX_IMAGE_PIXELS, the size above which it warns of a decompression bomb
-MAX_IMAGE_PIXELS = 89_478_485
-_FORMATS = {b'\x89PNG\r\n\x1a\n': PngImagePlugin.PngImageFile,
-            b'\xff\xd8': JpegImagePlugin.JpegImageFile}
-_IEND = b'IEND\xaeB`\x82'  # a PNG's last chunk with its fixed CRC
-# Pillow's words for a broken header -> what they mean here
-_PLAIN = {'not identified by this driver': 'its header gives a zero width or height, or a bit '
-                                           'depth or colour type that PNG/JPEG do not have',
-          'Truncated File Read': 'file is truncated',
-          'unpack_from requires': 'file is truncated',
-          'cannot load this image': 'file is truncated before its pixel data',
-          # Pillow 10 (Python 3.8's newest) says this of a JPEG that ends before its scan
-          'index out of range': 'file is truncated before its pixel data'}
-_DECODE_ERRORS = (MXNetError, OSError, SyntaxError, ValueError, EOFError, IndexError,
-                  TypeError, struct.error)
-
-
-class BadImage(DCGANError):
-    """An image that cannot be read: its `path` and the decoder's `reason`, in one line."""
-
-    def __init__(self, path, reason):
-        super().__init__(f'cannot read image {path}: {reason}')
-        self.path, self.reason = path, reason
-
-    def __reduce__(self):  # decode workers send it back pickled
-        return BadImage, (self.path, self.reason)
-
-
-def _reason(e):
-    """One short line of why a decoder failed: its last line, less MXNet's 'Check failed'."""
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    line = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-    line = re.sub(r'^(MXNetError: )?(Check failed: [^:]*: )?', '', line)
-    return next((plain for words, plain in _PLAIN.items() if words in line), line)
-
-
-def _open_header(f):
-    """Pillow's lazy open of a PNG or JPEG (header only), without Image.open's own pixel limit."""
-    head = f.read(8)
-    f.seek(0)
-    for magic, factory in _FORMATS.items():
-        if head.startswith(magic):
-            return factory(f)
-    raise ValueError(f'not a PNG or JPEG file (it starts with {head!r})' if head else
-                     'empty file')
-
-
-def _check_body(im):
-    """Pillow reads the rest of the file: a PNG's chunks and CRCs, a JPEG's every byte."""
-    if im.format == 'PNG':
-        im.verify()
-    else:
-        im.draft(None, (1, 1))  # 1/8 scale: cheap, yet every byte is read, so truncation shows
-        im.load()
-
-
-def _check_file(path, max_pixels):
-    """(height, width) of the image at `path`, once Pillow has found its size within
-    `max_pixels` (from the header, before any pixel is allocated) and its body whole."""
-    with open(path, 'rb') as f:
-        im = _open_header(f)
-        width, height = im.size
-        if max_pixels is not None and width * height > max_pixels:
-            raise ValueError(f'{width}x{height} is {width * height:,} pixels, more than the '
-                             f'limit of {max_pixels:,} (--max-image-pixels)')
-        _check_body(im)
-        if im.format == 'PNG':  # verify() stops before IEND's CRC
-            f.seek(0)
-            if f.read().rfind(_IEND) < 0:
-                raise OSError('truncated PNG file (inside its IEND chunk)')
-    return height, width
-
-
-def _decode(path):
-    """MXNet's decode of an image file, flag=1: RGBA, palette and grayscale become RGB."""
-    try:  # imread reads the file in C; imdecode would copy its bytes through Python first
-        return image.imread(os.fsencode(path).decode('utf-8'), flag=1)
-    except UnicodeDecodeError:  # MXNet passes names to C as UTF-8: not every file name is
-        with open(path, 'rb') as f:
-            return image.imdecode(f.read(), flag=1)
-
-
-def _read_one(path, size, max_pixels=MAX_IMAGE_PIXELS):
-    """One image as the chapter reads it (MXNet's decode, flag=1, then Resize): uint8 HWC."""
-    try:
-        shape = _check_file(path, max_pixels)
-        img = _decode(path)
-        # transforms.Resize(size) is this op: called as is, not as a new Block per image;
-        # MXNet decodes asynchronously: a failure surfaces in asnumpy, so it is inside the try
-        ops = npx if isinstance(img, np.ndarray) else nd  # NumPy mode is per thread
-        out = ops.image.resize(img, size, False, 1).asnumpy()
-    except _DECODE_ERRORS as e:
-        raise BadImage(path, _reason(e)) from e
-    if img.shape[:2] != shape:
-        raise BadImage(path, f'decoded to {img.shape}, its header says {shape[1]}x{shape[0]}')
-    return out
-
-
-def _read_or_error(path, size, max_pixels):
-    try:
-        return _read_one(path, size, max_pixels)
-    except BadImage as e:
-        return e
-
-
-def _report_skipped(bad, total, data_dir):
-    for e in bad:
-        print(one_line(f'skipping {e.path}: {e.reason}'), file=sys.stderr)
-    if bad:
-        print(f'skipped {len(bad):,} of {total:,} images; see above', file=sys.stderr)
-    if bad and len(bad) == total:
-        raise DCGANError(f'none of the {total:,} images in {data_dir} can be read (see above)')
-
-
-def decode_workers():
-    """Worker processes for decoding: one per core this process may use (as cpu.py counts)."""
-    from .cpu import physical_cores
-    return physical_cores() or len(os.sched_getaffinity(0))
-
-
-def decoder():
-    """What decides how a file decodes: the libraries that check and decode it."""
-    import mxnet
-    import PIL
-    return f'mxnet {mxnet.__version__} imread flag=1, image.resize bilinear; Pillow {PIL.__version__}'
-
-
-def _decode_folder(read, items, data_dir, out, workers, skip_bad_images):
-    """Decode every image into `out`; the bad ones as BadImage, in order (raised unless
-    skipping)."""
-    from .imagecache import decode_all, progress_bar
-    bar = progress_bar(len(items), f'decoding {data_dir}')
-    try:
-        bad = decode_all(read, [p for p, _ in items], out, workers,
-                         stop_at_first_bad=not skip_bad_images, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    if bad and not skip_bad_images:
-        raise bad[0][1]
-    return bad
-
-
-def _decoded(data_dir, items, size, read, workers, skip_bad_images):
-    """(uint8 images, labels, [BadImage]) decoded in memory shared with the workers."""
-    from .imagecache import shared_array
-    out = shared_array((len(items), size, size, 3))
-    bad = _decode_folder(read, items, data_dir, out, workers, skip_bad_images)
-    good = sorted(set(range(len(items))) - {i for i, _ in bad})
-    images = out if not bad else out[good]
-    return images, onp.array([items[i][1] for i in good], dtype='int32'), [e for _, e in bad]
-
-
-def _cached(data_dir, items, size, read, workers, settings, cache_dir):
-    """(images, labels, [BadImage]) from the decoded-image cache in `cache_dir`, decoding and
-    adding the folder's entry first if it has none."""
-    from .imagecache import ImageCache, cache_key
-    cache = ImageCache(os.path.join(cache_dir, 'decoded'))
-    root = os.path.abspath(data_dir)
-    key = cache_key(file_stats(data_dir, items), [label for _, label in items], size,
-                    decoder(), settings)
-    entry = cache.load(key)
-    if entry is None and not cache.writable():
-        print(f'decoded-image cache: cannot write to {cache.folder}; decoding in memory',
-              file=sys.stderr)
-        return _decoded(data_dir, items, size, read, workers, settings['skip_bad_images'])
-    if entry is None:
-        with cache.lock(key, data_dir):
-            entry = cache.load(key)  # another run may have made it while this one waited
-            if entry is None:
-                entry = _add_entry(cache, key, root, data_dir, items, size, read, workers,
-                                   settings)
-    images, meta = entry
-    bad = [BadImage(os.path.join(root, b['path']), b['reason']) for b in meta['skipped']]
-    return images, onp.array(meta['labels'], dtype='int32'), bad
-
-
-def _add_entry(cache, key, root, data_dir, items, size, read, workers, settings):
-    """Decode the folder into a new cache entry (only its good images), commit it and return
-    it as ImageCache.load does."""
-    out = cache.create(key, (len(items), size, size, 3))
-    try:
-        bad = _decode_folder(read, items, data_dir, out, workers,
-                             settings['skip_bad_images'])
-        good = sorted(set(range(len(items))) - {i for i, _ in bad})
-        if not good:
-            _report_skipped([e for _, e in bad], len(items), data_dir)  # raises: none can be read
-        if bad:  # rare: copy the good ones into an entry of their own size
-            packed = cache.create(key + '-packed', (len(good), size, size, 3))
-            packed[:] = out[good]
-            os.remove(out.filename)
-            out = packed
-        return cache.commit(key, out, {
-            'root': root, 'size': size, 'settings': settings,
-            'files': [os.path.relpath(items[i][0], root) for i in good],
-            'labels': [int(items[i][1]) for i in good],
-            'skipped': [{'path': os.path.relpath(e.path, root), 'reason': e.reason}
-                        for _, e in bad]})
-    finally:
-        if os.path.exists(out.filename) and '.tmp-' in out.filename:
-            os.remove(out.filename)
-
-
 def read_images(data_dir, size=64, skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS,
                 skipped=None, cache_dir=None, workers=None):
     """Decode and resize every image once: uint8 array (N, size, size, 3), int32 labels, classes.
 
     Resize is the chapter's own transform, so the pixels equal its pipeline's. Decoding runs in
-    `workers` processes (default: one per core). With `cache_dir`, the decoded images are kept
-    in `cache_dir/decoded` and later calls map them read-only (d2l_dcgan.imagecache). An image
+    `workers` processes (default: one per core; d2l_dcgan.decode). With `cache_dir`, the decoded
+    images are kept in `cache_dir/decoded` and later calls map them read-only
+    (d2l_dcgan.imagecache). An image
     that cannot be read, or whose header gives more than `max_image_pixels` (None: no limit),
     stops with a one-line DCGANError; with `skip_bad_images` it is named on stderr and left
     out, and {'path', 'reason'} appended to the list `skipped` if one is given."""
     items, synsets = list_images(data_dir)
-    read = functools.partial(_read_or_error, size=size, max_pixels=max_image_pixels)
-    workers = workers or decode_workers()
+    folder = decode.Folder(data_dir, items, size, max_image_pixels, skip_bad_images,
+                           workers or decode.decode_workers())
     if cache_dir is None:
-        images, labels, bad = _decoded(data_dir, items, size, read, workers, skip_bad_images)
+        images, labels, bad = decode.in_memory(folder)
     else:
-        settings = {'skip_bad_images': bool(skip_bad_images),
-                    'max_image_pixels': max_image_pixels}
-        images, labels, bad = _cached(data_dir, items, size, read, workers, settings, cache_dir)
-    _report_skipped(bad, len(items), data_dir)
+        images, labels, bad = decode.cached(folder, file_stats(data_dir, items), cache_dir)
+    decode.report_skipped(bad, len(items), data_dir)
     if skipped is not None:
         skipped.extend({'path': e.path, 'reason': e.reason} for e in bad)
     return images, labels, synsets

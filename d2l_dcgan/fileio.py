@@ -52,6 +52,15 @@ def remove_path(path):
         os.remove(path)
 
 
+def can_write(folder):
+    """Whether files can be made in `folder`: it exists or can be made, and takes them."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 def read_text(path):
     """A small text file's stripped content, or None if it cannot be read."""
     try:

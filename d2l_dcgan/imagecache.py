@@ -1,6 +1,6 @@
-"""Decode an image folder once per machine, on every core: worker processes write the decoded
-uint8 images straight into a cache file, which later runs map read-only, so several runs share
-one copy of the pixels through the page cache.
+"""The decoded-image cache: an image folder's decoded uint8 images in a file that later runs map
+read-only, so several runs share one copy of the pixels through the page cache
+(d2l_dcgan.decode fills new entries, on every core).
 
 A cache entry is `CACHE/decoded/images-KEY.npy` (the pixels) and `images-KEY.json` (labels,
 classes, files, skipped images, a CRC-32 of the pixels), the JSON written last: it is the
@@ -11,22 +11,16 @@ image size and settings)."""
 import glob
 import hashlib
 import json
-import mmap
-import multiprocessing
 import os
 import sys
-import warnings
 import zlib
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as onp
 
-from .errors import DCGANError, one_line
-from .fileio import FileLock, atomic_write, fsync_path, remove_path
+from .errors import one_line
+from .fileio import FileLock, atomic_write, can_write, fsync_path, remove_path
 
 FORMAT = 1  # the layout of an entry; a change makes every older entry a miss
-CHUNK = 64  # images a worker decodes per task
 
 
 def cache_key(stats, labels, size, decoder, settings):
@@ -47,81 +41,6 @@ def _crc32(images):
     return crc
 
 
-# ------------------------------------------------------------------ decoding on every core
-
-_WORK = {}  # what forked workers inherit: the decode function, the paths, the output array
-
-
-def _decode_chunk(start):
-    """Decode images start..start+CHUNK into the shared output; [(index, error)] of bad ones."""
-    read, paths, out = _WORK['read'], _WORK['paths'], _WORK['out']
-    bad = []
-    for i in range(start, min(start + CHUNK, len(paths))):
-        result = read(paths[i])
-        if isinstance(result, Exception):
-            bad.append((i, result))
-        else:
-            out[i] = result
-    return bad
-
-
-def decode_all(read, paths, out, workers, stop_at_first_bad=True, progress=None):
-    """read(path) -> HWC uint8 array or an exception, for every path, into `out` (a shared
-    mapping when workers > 1: forked workers write into it). Returns [(index, exception)] of
-    the bad ones, in order; with `stop_at_first_bad`, only the first."""
-    _WORK.update(read=read, paths=paths, out=out)
-    starts = range(0, len(paths), CHUNK)
-    try:
-        if workers <= 1 or len(starts) <= 1:
-            return _collect(map(_decode_chunk, starts), stop_at_first_bad, progress)
-        return _in_processes(starts, workers, stop_at_first_bad, progress)
-    finally:
-        _WORK.clear()
-
-
-def _in_processes(starts, workers, stop_at_first_bad, progress):
-    # a pool that notices a worker's death (killed, out of memory), where Pool would hang
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork'))
-    futures = []
-    try:
-        with warnings.catch_warnings():  # Python 3.12+ warns of fork with threads; MXNet's
-            warnings.simplefilter('ignore', DeprecationWarning)  # engine restarts in the child
-            futures += [pool.submit(_decode_chunk, start) for start in starts]
-        return _collect((f.result() for f in futures), stop_at_first_bad, progress)
-    except BrokenProcessPool as e:
-        raise DCGANError('a worker process decoding the images died (out of memory?); '
-                         'try again, or read with fewer workers') from e
-    finally:
-        for f in futures:  # after the first bad image, the chunks not begun are not needed
-            f.cancel()
-        pool.shutdown(wait=True)
-
-
-def _collect(results, stop_at_first_bad, progress):
-    bad = []
-    for chunk_bad in results:
-        bad.extend(chunk_bad)
-        if progress is not None:
-            progress.update(CHUNK)
-        if bad and stop_at_first_bad:
-            return bad[:1]
-    return bad
-
-
-def shared_array(shape):
-    """A uint8 array in anonymous shared memory, which forked workers write into."""
-    size = int(onp.prod(shape))
-    return onp.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=onp.uint8, count=size).reshape(shape)
-
-
-def progress_bar(total, what):
-    """A tqdm bar on stderr if it is a terminal and the work takes over a second, else None."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=what, unit='images', delay=1.0, leave=False)
-
-
 # ------------------------------------------------------------------------------ the cache
 
 class ImageCache:
@@ -132,11 +51,7 @@ class ImageCache:
 
     def writable(self):
         """Whether entries can be added: the folder exists or can be made, and takes files."""
-        try:
-            os.makedirs(self.folder, exist_ok=True)
-        except OSError:
-            return False
-        return os.access(self.folder, os.W_OK | os.X_OK)
+        return can_write(self.folder)
 
     def paths(self, key):
         base = os.path.join(self.folder, f'images-{key}')

@@ -77,22 +77,28 @@ def make_sprites(root, num_images=512, seed=0, size=64):
     settings = {'num_images': int(num_images), 'seed': int(seed), 'size': int(size),
                 'kinds': list(KINDS), 'version': 1}
     base = os.path.normpath(root)
+    if _drawn(root, base + '.json', settings):  # only read: the folder may be read-only
+        return root
     os.makedirs(os.path.dirname(base) or '.', exist_ok=True)
     with FileLock(base + '.lock').held(f'drawing {root}'):
         _draw_once(root, base + '.json', settings)
     return root
 
 
-def _draw_once(root, marker, settings):
-    """Draw the set into `root` unless `marker` (beside root: ImageFolderDataset warns of files
-    in it) says it is there with these settings."""
-    if os.path.isdir(root) and os.path.exists(marker):
+def _drawn(root, marker, settings):
+    """Whether `marker` (beside root: ImageFolderDataset warns of files in it) says the set is
+    in `root` with these settings."""
+    try:
         with open(marker) as f:
-            try:
-                if json.load(f) == settings:
-                    return
-            except ValueError:  # a marker cut short: draw the set again
-                pass
+            return os.path.isdir(root) and json.load(f) == settings
+    except (OSError, ValueError):  # none, or a marker cut short: draw the set again
+        return False
+
+
+def _draw_once(root, marker, settings):
+    """Draw the set into `root` unless it is there with these settings."""
+    if _drawn(root, marker, settings):  # another process may have drawn it while this waited
+        return
     if os.path.exists(marker):  # a rewrite cut short must not pass for the old set
         os.remove(marker)
     rng = onp.random.default_rng(settings['seed'])

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from d2l_dcgan import DCGANError, cli, load_image_folder, load_pokemon, read_images
-from d2l_dcgan import data as data_module
+from d2l_dcgan import decode as decode_module
 from mxnet import gluon, image
 from test_cli import TINY, assert_one_line_error, metrics, run_all, train_cmd
 
@@ -140,7 +140,7 @@ def test_every_cut_point_of_a_png_and_a_jpeg_is_refused(tmp_path, capfd):
             with open(path, 'wb') as f:
                 f.write(data[:n])
             with pytest.raises(DCGANError) as e:
-                data_module._read_one(path, 64)
+                decode_module.read_one(path, 64)
             assert '\n' not in str(e.value)
     assert capfd.readouterr().err == ''  # Pillow's checks refused them all before libpng saw one
 
@@ -177,7 +177,7 @@ def test_a_png_with_bytes_after_its_end_loads(tmp_path):
 def test_huge_header_is_refused_before_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError('MXNet\'s decoder was called')
-    monkeypatch.setattr(data_module.image, 'imread', no_decoding)
+    monkeypatch.setattr(decode_module.image, 'imread', no_decoding)
     for case in ('png 50000x50000 header', 'jpeg 50000x50000 header'):
         name, content, reason = HOSTILE[case]
         root = make_folder(tmp_path / name, {name: content})
@@ -186,8 +186,8 @@ def test_huge_header_is_refused_before_decoding(tmp_path, monkeypatch):
 
 
 def test_a_decode_that_disagrees_with_the_header_is_refused(tmp_path, monkeypatch):
-    decode = data_module.image.imread
-    monkeypatch.setattr(data_module.image, 'imread', lambda *a, **k: decode(*a, **k)[:20])
+    decode = decode_module.image.imread
+    monkeypatch.setattr(decode_module.image, 'imread', lambda *a, **k: decode(*a, **k)[:20])
     root = make_folder(tmp_path, {'a.png': encode('PNG', (40, 30))})
     with pytest.raises(DCGANError, match=r'a\.png: decoded to \(20, 40, 3\), its header says '
                                          r'40x30$'):

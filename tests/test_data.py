@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -626,3 +627,91 @@ def test_an_extraction_killed_mid_way_is_redone_by_the_next_run(tmp_path, slow_p
     assert listing(download_extract('pokemon', str(cache))) == SLOW_LISTING
     assert cache_entries(cache) == DONE
     assert slow_pokemon.gets == ['/pokemon.zip']  # the verified zip was kept
+
+
+# ----------------------------------------------------------------------- a read-only cache
+
+# a process for which permission bits count, as for any user but root: root ignores them unless
+# the capabilities that override them are dropped (setpriv, util-linux)
+AS_USER = (['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--']
+           if os.geteuid() == 0 else [])
+TRAIN_ON_POKEMON = RUN + ('from d2l_dcgan import cli\n'
+                          'sys.exit(cli.train_main(sys.argv[4:]))\n')
+
+
+def snapshot(root):
+    """Every file and folder under `root`: (size, modification time) by path."""
+    found = {}
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.stat(os.path.join(d, name))
+            found[os.path.relpath(os.path.join(d, name), root)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """read_only(folder): takes the write bits off `folder` and all in it; they come back after."""
+    folders = []
+
+    def make(folder):
+        folders.append(folder)
+        for d, _, files in os.walk(folder):
+            for name in files:
+                os.chmod(os.path.join(d, name), 0o444)
+            os.chmod(d, 0o555)
+        probe = subprocess.run(AS_USER + ['touch', str(folder / 'probe')], capture_output=True)
+        assert probe.returncode != 0 and not (folder / 'probe').exists()  # it is read-only
+    yield make
+    for folder in folders:
+        for d, _, _ in os.walk(folder):
+            os.chmod(d, 0o755)
+
+
+def train_on_pokemon(cache, out):
+    url, sha1 = d2l.DATA_HUB['pokemon']
+    return subprocess.run(
+        AS_USER + [sys.executable, '-c', TRAIN_ON_POKEMON, url, sha1, str(cache),
+                   '--dataset', 'pokemon', '--cache-dir', str(cache), '--out-dir', str(out),
+                   '--num-epochs', '1', '--n-G', '8', '--n-D', '8', '--batch-size', '4',
+                   '--swd-samples', '0', '--device', 'cpu', '--no-progress'],
+        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('decoded', [True, False], ids=['decoded', 'not-decoded'])
+def test_a_read_only_cache_with_the_extracted_set_is_read_and_never_written(
+        fake_pokemon, tmp_path, read_only, decoded):
+    """A lab's read-only data mount: the verified, extracted set (here without the zip or a
+    lock file), with or without its decoded-image cache entry."""
+    cache = fake_pokemon
+    download_extract('pokemon', str(cache))
+    if decoded:
+        read_images(str(cache / 'pokemon'), cache_dir=str(cache))
+    os.remove(cache / 'pokemon.zip')
+    os.remove(cache / 'pokemon.lock')
+    read_only(cache)
+    before = snapshot(cache)
+    proc = train_on_pokemon(cache, tmp_path / 'run')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r'^loss_D \d+\.\d{3}, loss_G ', proc.stdout, re.M), proc.stdout
+    in_memory = f'decoded-image cache: cannot write to {cache}/decoded; decoding in memory'
+    assert proc.stderr.splitlines() == ([] if decoded else [in_memory]), proc.stderr
+    assert snapshot(cache) == before
+
+
+@pytest.mark.parametrize('holds', ['nothing', 'the zip'])
+def test_a_read_only_cache_without_the_extracted_set_says_so_in_one_line(
+        fake_pokemon, tmp_path, read_only, holds):
+    cache = fake_pokemon
+    cache.mkdir()
+    if holds == 'the zip':
+        download('pokemon', str(cache))
+        os.remove(cache / 'pokemon.lock')
+    read_only(cache)
+    before = snapshot(cache)
+    proc = train_on_pokemon(cache, tmp_path / 'run')
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [
+        f'error: {cache} holds no extracted pokemon.zip and cannot be written: give '
+        f'--cache-dir a folder that can be, or --data-dir the extracted image folder']
+    assert snapshot(cache) == before and not (tmp_path / 'run').exists()

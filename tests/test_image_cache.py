@@ -12,6 +12,7 @@ from PIL import Image
 
 from d2l_dcgan import DCGANError, cli, make_sprites
 from d2l_dcgan import data as data_module
+from d2l_dcgan import decode
 from d2l_dcgan.data import read_images
 from test_cli import ENV, REPO_ROOT
 
@@ -30,7 +31,7 @@ def entries(cache):
 def one_by_one(root):
     """The pixels as read one image at a time, in one process, in listing order."""
     items, _ = data_module.list_images(root)
-    return onp.stack([data_module._read_one(p, 64) for p, _ in items])
+    return onp.stack([decode.read_one(p, 64) for p, _ in items])
 
 
 def test_worker_processes_give_the_pixels_of_one_process(folder):
@@ -58,7 +59,7 @@ def test_a_bad_image_among_workers_is_the_one_line_error_or_skipped(folder, tmp_
 
 def one_by_one_good(root):
     items, _ = data_module.list_images(root)
-    return onp.stack([data_module._read_one(p, 64) for p, _ in items
+    return onp.stack([decode.read_one(p, 64) for p, _ in items
                       if os.path.basename(p) != 'zz-bad.png'])
 
 
@@ -66,7 +67,7 @@ def test_a_second_read_maps_the_cache_without_decoding(folder, tmp_path, monkeyp
     cache, want = tmp_path / 'cache', one_by_one(folder)
     first, labels, classes = read_images(folder, cache_dir=str(cache))
     assert len(entries(cache)) == 2  # images-KEY.npy and its index
-    monkeypatch.setattr(data_module, '_read_one', lambda *a, **k: pytest.fail('decoded again'))
+    monkeypatch.setattr(decode, 'read_one', lambda *a, **k: pytest.fail('decoded again'))
     again, labels2, classes2 = read_images(folder, cache_dir=str(cache))
     assert isinstance(again, onp.memmap) and not again.flags.writeable  # mapped read-only
     assert (first == want).all() and (again == want).all()
@@ -106,7 +107,7 @@ def test_a_changed_folder_is_decoded_again(folder, tmp_path, change):
         os.remove(path)
     images, labels, _ = read_images(folder, size=size, cache_dir=cache)
     assert entries(cache) != first  # a new entry
-    assert (images == onp.stack([data_module._read_one(p, size) for p, _ in
+    assert (images == onp.stack([decode.read_one(p, size) for p, _ in
                                  data_module.list_images(folder)[0]])).all()
     assert len(images) == {'added': 201, 'removed': 199}.get(change, 200)
     # a folder's older entry at the same size is removed; another size keeps its own
@@ -172,12 +173,12 @@ def test_an_unwritable_cache_decodes_in_memory(folder, tmp_path, capfd):
 FOUR = """
 import hashlib, sys
 import d2l_dcgan
-from d2l_dcgan import data
-decode = data._decode_folder
+from d2l_dcgan import data, decode
+decode_into = decode.Folder.decode_into
 def counted(*args, **kwargs):
     print('DECODING', flush=True)
-    return decode(*args, **kwargs)
-data._decode_folder = counted
+    return decode_into(*args, **kwargs)
+decode.Folder.decode_into = counted
 images, labels, _ = data.read_images(sys.argv[1], cache_dir=sys.argv[2])
 print('PIXELS', hashlib.sha256(images.tobytes()).hexdigest(), len(images))
 """
