@@ -14,7 +14,8 @@ from mxnet import autograd, gluon, init, np
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        train)
 from d2l_dcgan.commands.resume import RECIPE_FLAGS, RUN_SETTINGS
-from d2l_dcgan.commands.train import train_parser, train_recipe
+from d2l_dcgan.commands.recipe_flags import train_recipe
+from d2l_dcgan.commands.train import train_parser
 from d2l_dcgan.flags import seed_everything
 from d2l_dcgan import checkpoint as ckpt
 from d2l_dcgan import run as run_module

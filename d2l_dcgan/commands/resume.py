@@ -5,13 +5,12 @@ import json
 import os
 
 from ..errors import DCGANError
+from .recipe_flags import RECIPE_FLAGS, train_recipe
 
 # what a resumed run keeps from its run: one of these given with --resume must agree with it
 RUN_SETTINGS = ('dataset', 'num_sprites', 'batch_size', 'lr', 'latent_dim', 'n_G', 'n_D',
                 'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
                 'skip_bad_images', 'max_image_pixels')
-RECIPE_FLAGS = ('ema_halflife', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
-                'sample_batch_stats')  # compared as the recipe the run trained with
 # kept from the run unless given; given, the new value applies (and is recorded)
 CHANGEABLE = ('num_epochs', 'device', 'devices', 'num_workers', 'checkpoint_every',
               'keep_checkpoints', 'on_divergence', 'max_loss', 'cache_dir', 'data_dir')
@@ -61,7 +60,6 @@ def epochs_done(run_dir):
 def check_recipe(args, given, saved):
     """A recipe flag given with --resume must give the recipe the run trained with."""
     from ..recipes import Recipe
-    from .train import train_recipe
     ran, now = Recipe.from_json(saved.get('recipe')), train_recipe(args)
     for key in RECIPE_FLAGS:
         if key in given and getattr(now, key) != getattr(ran, key):

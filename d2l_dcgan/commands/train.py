@@ -8,10 +8,11 @@ import sys
 import time
 
 from ..errors import DCGANError, one_line
-from ..flags import (HelpFormatter, IMAGE_SETS, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+from ..flags import (HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
                      command_line, given_flags, load_data, number, run_command, save_params,
                      seed_everything, write_json)
+from .recipe_flags import add_recipe_flags, train_recipe
 
 
 def train_parser(prog=None):
@@ -91,57 +92,6 @@ def device_list(text):
         raise argparse.ArgumentTypeError(f'{", ".join(twice)} given twice in {text!r}; each '
                                          'device takes its own share of a batch once')
     return ','.join(specs)
-
-
-def augment_ops(text):
-    """--augment's value: comma-separated ops of recipes.AUGMENTS, or 'none' ('')."""
-    from ..recipes import AUGMENTS, Recipe
-    if text.strip() == 'none':
-        return ''
-    try:
-        ops = Recipe(augment=text).augment  # Recipe checks the ops
-    except DCGANError:
-        ops = ()
-    if not ops:
-        raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(AUGMENTS)} or '
-                                         f'none, got {text!r}')
-    return ','.join(ops)
-
-
-def add_recipe_flags(group):
-    """train's opt-in techniques (d2l_dcgan.recipes); a flag given overrides --recipe's value."""
-    from ..recipes import AUGMENTS, RECIPES
-    group.add_argument('--recipe', choices=tuple(RECIPES), default='book',
-                       help='book: the chapter\'s; improved: ' + RECIPES['improved'].describe())
-    group.add_argument('--ema-halflife', type=NON_NEGATIVE_INT, metavar='IMAGES',
-                       help='average the generator\'s weights, their memory halving every '
-                            'IMAGES training images (0: off); writes net_G_ema.params')
-    group.add_argument('--label-smoothing', type=number(float, 0, 1), metavar='X',
-                       help='one-sided label smoothing: D\'s target for real images is 1 - X '
-                            '(0: off)')
-    group.add_argument('--augment', type=augment_ops, nargs='?', const=','.join(AUGMENTS),
-                       metavar='OPS', help='differentiable augmentation of every image D '
-                       f'sees: {",".join(AUGMENTS)} (all without OPS) or none')
-    group.add_argument('--lr-D', dest='lr_D', type=POSITIVE_FLOAT,
-                       help='the discriminator\'s learning rate (default: --lr)')
-    group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
-                       help='the generator\'s learning rate (default: --lr)')
-    # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
-    group.add_argument('--sample-batch-stats', action='store_const', const=True,
-                       help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
-                            'the running averages')
-    group.add_argument('--no-sample-batch-stats', dest='sample_batch_stats',
-                       action='store_const', const=False,
-                       help='sample with the running averages, whatever --recipe says')
-
-
-def train_recipe(args):
-    """The recipes.Recipe of --recipe with the flags given on top."""
-    from ..recipes import RECIPES
-    return RECIPES[args.recipe].override(
-        ema_halflife=args.ema_halflife, label_smoothing=args.label_smoothing,
-        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G,
-        sample_batch_stats=args.sample_batch_stats)
 
 
 def swd_metric(images, num, latent_dim, seed, device):
