@@ -26,6 +26,8 @@ class Recipe:
     """The run's techniques; every default is the book's."""
     # Karras et al. 2018 (Progressive GANs, sec. 4); Yazici et al. 2019 (averaging in GANs)
     ema_halflife: int = 0  # images over which G's weight average halves its memory; 0: off
+    # Karras et al. 2020 (StyleGAN2-ADA, its ema_rampup): early on the average forgets faster
+    ema_rampup: float = 0.0  # the half-life is at most this times the images seen; 0: off
     # Salimans et al. 2016, "Improved Techniques for Training GANs", sec. 3.4
     label_smoothing: float = 0.0  # D's target for real images is 1 - this; 0: the book's 1
     # Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"
@@ -49,6 +51,11 @@ class Recipe:
         if not (isinstance(self.ema_halflife, int) and self.ema_halflife >= 0):
             raise DCGANError(f'ema_halflife must be a whole number of images >= 0, got '
                              f'{self.ema_halflife!r}')
+        if not (onp.isfinite(self.ema_rampup) and self.ema_rampup >= 0):
+            raise DCGANError(f'ema_rampup must be a number >= 0, got {self.ema_rampup!r}')
+        if self.ema_rampup and not self.ema_halflife:
+            raise DCGANError('ema_rampup shortens the weight average\'s half-life: it needs '
+                             'ema_halflife')
         for name in ('lr_D', 'lr_G'):
             value = getattr(self, name)
             if value is not None and not (onp.isfinite(value) and value > 0):
@@ -82,6 +89,7 @@ class Recipe:
 
     def describe(self):
         parts = [f'{k} {v}' for k, v in (('ema_halflife', self.ema_halflife),
+                                          ('ema_rampup', self.ema_rampup),
                                           ('label_smoothing', self.label_smoothing),
                                           ('lr_D', self.lr_D), ('lr_G', self.lr_G)) if v]
         if self.augment:
@@ -212,10 +220,12 @@ class GeneratorEMA:
     """An exponential moving average of a generator's weights (BatchNorm's gamma and beta
     included), on one device, in a copy `net` built by d2l_dcgan.generator. Each step with B
     images moves it by 1 - 0.5 ** (B / halflife): its memory halves every `halflife` images,
-    whatever the batch size. The running statistics are not averaged: `refresh` recomputes them
-    for the averaged weights (averaging them too measured worse than no average)."""
+    whatever the batch size; with `rampup`, every min(halflife, rampup x the images seen before
+    the step), so that it does not remember the first, bad weights for long. The running
+    statistics are not averaged: `refresh` recomputes them for the averaged weights (averaging
+    them too measured worse than no average)."""
 
-    def __init__(self, net_G, halflife, device):
+    def __init__(self, net_G, halflife, device, rampup=0.0):
         from .model import generator, generator_sizes
         source = net_G._collect_params_with_prefix()
         shapes = {k: p.shape for k, p in source.items()}
@@ -234,10 +244,12 @@ class GeneratorEMA:
         for k, p in own.items():
             p.set_data(source[k].data(device))
         self.pairs = [(source[k], own[k]) for k in own if source[k].grad_req != 'null']
-        self.halflife, self.device = halflife, device
+        self.halflife, self.device, self.rampup = halflife, device, rampup
 
-    def update(self, batch_size):
-        beta = 0.5 ** (batch_size / self.halflife)
+    def update(self, batch_size, images_seen=0):
+        """One step of `batch_size` images, after `images_seen` images of training."""
+        halflife = min(self.halflife, self.rampup * images_seen) if self.rampup else self.halflife
+        beta = 0.5 ** (batch_size / halflife) if halflife > 0 else 0.0  # 0: a copy of G
         for source, average in self.pairs:
             average.set_data(average.data() * beta + source.data(self.device) * (1 - beta))
 

@@ -56,6 +56,7 @@ class RunState:
     epoch: int = 1  # the epoch in progress
     step: int = 0  # its steps done (a resumed epoch skips them)
     global_step: int = 0
+    images_seen: int = 0  # training images of all steps done (0 in checkpoints from before it)
     history: list = field(default_factory=list)  # one record per finished epoch
     partial: Optional[dict] = None  # an unfinished epoch's sum_D, sum_G, num_examples, elapsed
 
@@ -220,7 +221,7 @@ class Run:
                   recipe=recipe, **checkpoints)
         if recipe.ema_halflife:
             net_G(run.fixed_Z)  # finish deferred initialisation: the average starts from it
-            run.ema = GeneratorEMA(net_G, recipe.ema_halflife, devices[0])
+            run.ema = GeneratorEMA(net_G, recipe.ema_halflife, devices[0], recipe.ema_rampup)
         return run
 
     def noise(self):
@@ -259,7 +260,7 @@ class Run:
         losses = train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
                             self.trainer_G, real_label=self.recipe.real_label, augment=augment)
         if self.ema:
-            self.ema.update(batch_size)
+            self.ema.update(batch_size, self.state.images_seen)
         return losses
 
     def sampler(self):
@@ -360,7 +361,7 @@ def train_epoch(run, data_iter, stop, guard, bar, check_every=10):
         loss_D, loss_G = run.step(X, Z, step)
         metric.add(loss_D, loss_G, X.shape[0])
         bar.step(loss_G)
-        state.global_step += 1
+        state.global_step, state.images_seen = state.global_step + 1, state.images_seen + X.shape[0]
         interrupted = stop.signum is not None
         periodic = run.checkpoint_every and state.global_step % run.checkpoint_every == 0
         if step % check_every and not (interrupted or periodic):

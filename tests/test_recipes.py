@@ -26,6 +26,8 @@ from d2l_dcgan.run import Run, fit
 from d2l_dcgan.train import _step_D, _step_G, make_trainers
 from twins import twins
 
+pytestmark = pytest.mark.numerics  # see pytest.ini
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join(
     [REPO_ROOT] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))}
@@ -238,6 +240,26 @@ def test_ema_moves_by_the_half_life_and_averages_weights_not_statistics():
         assert onp.allclose(average.data().asnumpy(), want, atol=1e-6)
 
 
+def test_ema_rampup_forgets_the_first_weights_sooner():
+    """StyleGAN2-ADA's ramp: the half-life is min(halflife, rampup x the images seen before
+    the step), so the first step copies G and the cap holds once enough images are seen."""
+    net_G, Z = _trained_G()
+    ema = GeneratorEMA(net_G, 64, mx.cpu(), rampup=0.5)
+    mx.nd.waitall()
+    before = [a.data().asnumpy() for _, a in ema.pairs]
+    for shift, (batch, seen), moved in ((1, (16, 0), 1.0),  # half-life 0: a copy of G
+                                        (2, (16, 32), 1.5),  # min(64, 16): halfway
+                                        (3, (64, 1000), 2.25)):  # the cap, 64: halfway
+        for (source, _), old in zip(ema.pairs, before):
+            source.set_data(np.array(old + shift, ctx=mx.cpu()))
+        ema.update(batch, seen)
+        mx.nd.waitall()
+        for (_, average), old in zip(ema.pairs, before):
+            assert onp.allclose(average.data().asnumpy(), old + moved, atol=1e-6), shift
+    with pytest.raises(DCGANError, match='ema_rampup .* needs ema_halflife'):
+        Recipe(ema_rampup=0.05)
+
+
 def test_ema_batchnorm_statistics_are_its_own():
     """After refresh, inference on the noise gives what training mode gives: the statistics are
     the averaged weights' own, not the raw generator's running averages."""
@@ -276,8 +298,8 @@ def _train(root, num_epochs, ckpt_dir, recipe, **kwargs):
     return history, seen
 
 
-ALL = Recipe(ema_halflife=64, label_smoothing=0.1, augment=AUGMENTS, lr_G=0.002,
-             sample_batch_stats=True)
+ALL = Recipe(ema_halflife=64, ema_rampup=0.5, label_smoothing=0.1, augment=AUGMENTS,
+             lr_G=0.002, sample_batch_stats=True)
 
 
 @pytest.fixture(scope='module')
@@ -359,7 +381,8 @@ def test_recipe_flags_override_the_recipe():
     assert train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
         ('color', 'cutout')
     assert 'recipe' in RUN_SETTINGS and set(RECIPE_FLAGS) == {
-        'ema_halflife', 'label_smoothing', 'augment', 'lr_D', 'lr_G', 'sample_batch_stats'}
+        'ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
+        'sample_batch_stats'}
 
 
 def _cli(*args):

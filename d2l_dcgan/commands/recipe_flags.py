@@ -3,9 +3,9 @@ below both commands."""
 import argparse
 
 from ..errors import DCGANError
-from ..flags import NON_NEGATIVE_INT, POSITIVE_FLOAT, number
+from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, number
 
-RECIPE_FLAGS = ('ema_halflife', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
+RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
                 'sample_batch_stats')  # compared as the recipe the run trained with
 
 
@@ -32,6 +32,9 @@ def add_recipe_flags(group):
     group.add_argument('--ema-halflife', type=NON_NEGATIVE_INT, metavar='IMAGES',
                        help='average the generator\'s weights, their memory halving every '
                             'IMAGES training images (0: off); writes net_G_ema.params')
+    group.add_argument('--ema-rampup', type=NON_NEGATIVE_FLOAT, metavar='X',
+                       help='the average\'s half-life is at most X times the images seen so '
+                            'far, so it forgets the first weights sooner (0: off)')
     group.add_argument('--label-smoothing', type=number(float, 0, 1), metavar='X',
                        help='one-sided label smoothing: D\'s target for real images is 1 - X '
                             '(0: off)')
@@ -55,6 +58,7 @@ def train_recipe(args):
     """The recipes.Recipe of --recipe with the flags given on top."""
     from ..recipes import RECIPES
     return RECIPES[args.recipe].override(
-        ema_halflife=args.ema_halflife, label_smoothing=args.label_smoothing,
+        ema_halflife=args.ema_halflife, ema_rampup=args.ema_rampup,
+        label_smoothing=args.label_smoothing,
         augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G,
         sample_batch_stats=args.sample_batch_stats)
