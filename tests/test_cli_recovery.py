@@ -39,6 +39,7 @@ def runs(tmp_path_factory):
     return tmp, first, resumed
 
 
+@pytest.mark.numerics  # exact on every instruction set, as on every CPU
 def test_resume_continues_to_the_same_numbers(runs):
     tmp, first, resumed = runs
     assert first['straight'].returncode == 0, first['straight'].stderr

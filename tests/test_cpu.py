@@ -132,3 +132,43 @@ print(len(os.listdir('/proc/self/task')) - before)
 def test_mxnet_runs_on_every_core_when_d2l_dcgan_comes_first():
     # MXNet alone halves the CPUs of a machine without hyper-threads: one thread fewer per half
     assert openmp_threads_used('mxnet') < openmp_threads_used('sys')
+
+
+# ------------------------------------------------------------ oneDNN's instruction-set cap
+
+# one convolution's backward pass; with DNNL_VERBOSE=1 oneDNN prints the set it runs first
+ONE_CONV = """
+import d2l_dcgan
+import mxnet as mx
+from mxnet import autograd, gluon, np
+mx.random.seed(0)
+net = gluon.nn.Conv2D(64, 4, 2, 1, in_channels=32)
+net.initialize(mx.init.Normal(0.02))
+x = np.random.normal(size=(8, 32, 32, 32))
+with autograd.record():
+    y = (net(x) ** 2).sum()
+y.backward()
+print('GRAD', net.weight.grad().asnumpy().tobytes().hex())
+"""
+ISA_NAMES = {'AVX2': 'Intel AVX2', 'SSE41': 'Intel SSE4.1'}  # as oneDNN 2's verbose mode says
+
+
+def conv_under(cap):
+    """(instruction set oneDNN ran, the gradient's bytes) of ONE_CONV with DNNL_MAX_CPU_ISA=cap
+    (None: no cap)."""
+    env = {k: v for k, v in os.environ.items() if k != 'DNNL_MAX_CPU_ISA'}
+    env.update({'DNNL_VERBOSE': '1', **({'DNNL_MAX_CPU_ISA': cap} if cap else {})})
+    out = subprocess.run([sys.executable, '-c', ONE_CONV], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    isa = next(l for l in out.splitlines() if l.startswith('dnnl_verbose,info,cpu,isa:'))
+    return isa.split('isa:', 1)[1], next(l for l in out.splitlines() if l.startswith('GRAD'))
+
+
+@pytest.mark.numerics
+def test_the_instruction_set_cap_ci_uses_is_what_onednn_runs():
+    """.ci/run's capped runs rest on this: MXNet 1.9.1's oneDNN reads DNNL_MAX_CPU_ISA, runs
+    that set, and sums in another order there (SSE4.1's 128-bit vectors against the CPU's own
+    256- or 512-bit ones)."""
+    native, capped = conv_under(None), {cap: conv_under(cap) for cap in ISA_NAMES}
+    assert all(capped[cap][0] == name for cap, name in ISA_NAMES.items()), capped
+    assert capped['SSE41'][1] != native[1]

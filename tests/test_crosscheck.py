@@ -10,6 +10,8 @@ import pytest
 from d2l_dcgan import crosscheck
 from d2l_dcgan.train import train_step
 
+pytestmark = pytest.mark.numerics  # see pytest.ini
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--device', 'cpu']
 ROW = re.compile(r'^\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$', re.M)

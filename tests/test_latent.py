@@ -9,6 +9,8 @@ from d2l_dcgan.latent import latent_walks, slerp
 from d2l_dcgan.model import sample
 from d2l_dcgan.plot import save_image_grid
 
+pytestmark = pytest.mark.numerics  # see pytest.ini
+
 
 def test_slerp_ends_exactly_at_its_points_and_keeps_the_norm():
     rng = onp.random.default_rng(0)

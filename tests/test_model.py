@@ -7,6 +7,8 @@ from mxnet import autograd, init, np
 from d2l_dcgan import D_block, G_block, discriminator, generator
 from twins import twins
 
+pytestmark = pytest.mark.numerics  # see pytest.ini
+
 
 def test_g_block_doubles_spatial_size():
     x = np.zeros((2, 3, 16, 16))

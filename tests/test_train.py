@@ -1,4 +1,5 @@
 """The training step equals d2l's, training moves samples toward the data, seeds reproduce."""
+import math
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from d2l_dcgan.flags import seed_everything
 from d2l_dcgan.train import shares_forward, train_step
 from d2l_dcgan.data import to_tensor
 from twins import twins
+
+pytestmark = pytest.mark.numerics  # see pytest.ini
 
 
 def _adam(net, lr=0.005):
@@ -97,28 +100,45 @@ def test_fit_without_checkpoints_is_train_bit_for_bit(sprites, capsys):
     assert len(lines) == 2 and lines[0].split(', ')[:2] == lines[1].split(', ')[:2]
 
 
-def test_training_moves_samples_toward_the_data(sprites):
-    """The sprites are mostly white; an untrained G paints grey. The mean image must approach."""
-    images, _, _ = read_images(sprites)
+# Bounds measured with tools/isa-margins over seeds 0-7 under the instruction sets native
+# (AVX-512), AVX2, AVX and SSE4.1 (see the test): 5 epochs, as this test once trained, left
+# the last epoch at 0.49-0.91x the untrained distance, so a bound there held on some CPUs only.
+DISTANCE_EPOCHS, DISTANCE_BOUND, LOSS_D_BOUND = 12, 0.8, math.log(2)
+
+
+def sample_distances(root, seed, num_epochs=DISTANCE_EPOCHS):
+    """(the untrained G's distance, [after each epoch]) of the mean generated image to the mean
+    real image, and the history, of _run with `seed` (the noise from the seed too)."""
+    images, _, _ = read_images(root)
     real_mean = to_tensor(images).asnumpy().mean(0)
+    seed_everything(seed)
     Z = np.random.normal(0, 1, size=(64, 100, 1, 1))
-    distances = []
-
-    def distance_to_data(record, net_D, net_G):
-        fake_mean = net_G(Z).asnumpy().mean(0)
-        distances.append(float(onp.sqrt(((fake_mean - real_mean) ** 2).mean())))
-
-    history, _, _ = _run(sprites, 0, 5, on_epoch_end=distance_to_data)
     untrained = generator(16)
     d2l_dcgan.init_nets(discriminator(16), untrained, mx.cpu())
-    start = float(onp.sqrt(((untrained(Z).asnumpy().mean(0) - real_mean) ** 2).mean()))
+
+    def distance(net_G):
+        return float(onp.sqrt(((net_G(Z).asnumpy().mean(0) - real_mean) ** 2).mean()))
+    start, distances = distance(untrained), []
+    history, _, _ = _run(root, seed, num_epochs,
+                         on_epoch_end=lambda record, net_D, net_G: distances.append(
+                             distance(net_G)))
+    return start, distances, history
+
+
+def test_training_moves_samples_toward_the_data(sprites):
+    """The sprites are mostly white; an untrained G paints grey. The mean image must approach:
+    over the last 4 of 12 epochs the distance averages below 0.8x the untrained one (measured:
+    0.34-0.62x over the 32 runs of tools/isa-margins; the last epoch alone ranges 0.23-0.66x,
+    as chaotic as a GAN is, so a bound on it would hold by luck)."""
+    start, distances, history = sample_distances(sprites, 0)
     assert start > 0.8
-    assert distances[-1] < 0.8 * start, (start, distances)
-    assert [r['epoch'] for r in history] == [1, 2, 3, 4, 5]
+    assert onp.mean(distances[-4:]) < DISTANCE_BOUND * start, (start, distances)
+    assert [r['epoch'] for r in history] == list(range(1, DISTANCE_EPOCHS + 1))
     assert all(onp.isfinite([r['loss_D'], r['loss_G'], r['examples_per_sec']]).all()
                for r in history)
-    # the discriminator learns something: well below log(2) on average after the first epoch
-    assert min(r['loss_D'] for r in history[1:]) < 0.6
+    # the discriminator beats chance (log 2) at some epoch after the first (measured: its lowest
+    # loss_D is 0.08-0.56 over the same 32 runs; its mean over the epochs is near log 2)
+    assert min(r['loss_D'] for r in history[1:]) < LOSS_D_BOUND
 
 
 def test_same_seed_same_losses_and_weights(sprites):
