@@ -1,224 +1,302 @@
 #!/usr/bin/env python
-"""Sample quality of the book's recipe against the opt-in techniques, at one fixed budget.
+"""Time to quality: the SWD of `--recipe book` and `--recipe improved` against the training
+images seen, up to the chapter's budget (20 epochs of the 40,597 Pokemon: 811,940 images).
 
-    python benchmarks/quality.py                       # 2,048 sprites, widths 32, 5 epochs
-    python benchmarks/quality.py --recipes book,ema --seeds 0,1,2
-    python benchmarks/quality.py --data-dir ../data/pokemon --epochs 20 --width 64
-    python benchmarks/quality.py --table               # print the table of what is done
+    python benchmarks/quality.py --data-dir DIR                # book, improved; seeds 0, 1
+    python benchmarks/quality.py --data-dir DIR --budgets 1/16,1/8,1/4,1/2,1
+    python benchmarks/quality.py --table                       # what --out holds
+    python benchmarks/quality.py --figure docs/quality_curve.png --grids docs/quality_grids.png
 
-Each recipe (d2l_dcgan.recipes; the candidates below) trains with 3 seeds through `fit`, the
-code path of the command line's `train`, on the same images for the same number of epochs, so
-every row has seen the same number of training images. Per run: the SWD curve (after every
-epoch, --curve-samples generated against as many real images) and the final SWD
-(--final-samples against as many real), each generated image made as the recipe samples
-(its weight average, its BatchNorm statistics), and the 64 samples of the seed's fixed noise
-(the same noise for every recipe) for the figure. Every (recipe, seed) runs in its own process.
+Every (recipe, seed) is one run of the command line's `train` with the chapter's settings
+(batch 256, widths 64, lr 0.005, latent 100; --width and --batch-size for smaller sweeps) and
+the recipe's flags, in WORK/RECIPE-seedS. It trains epoch after epoch (a checkpoint each) to the
+first budget, is measured, and continues with --resume to the next. A budget F is the first
+whole epoch at or past F x 811,940 images. A measurement: the SWD (x1e3, the mean of the 64,
+32 and 16 px levels) between 1,024 images generated as the recipe samples (its weight average
+where it has one) and 1,024 real ones, and a copy of that epoch's 64 samples of the seed's
+fixed noise (the same noise for every recipe).
 
-Results go to --out (JSON) after every run, so a partial run is kept; running again skips the
-runs already there with the same settings and recipe. --figure draws the book's samples beside
-the improved recipe's, from the same noise.
+Results go to --out after every measurement. A sweep that is killed or runs out of time is
+continued by the same command: measurements done are kept, and each run goes on from its last
+checkpoint (a run whose folder was lost starts again; seeded, it trains the same weights).
 """
-import d2l_dcgan  # noqa: F401  first: MXNet's thread count
+import d2l_dcgan  # noqa: F401  first: MXNet's thread count, compat
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
-from types import SimpleNamespace
-
-import numpy as onp
-
-from d2l_dcgan.flags import write_json
-from d2l_dcgan.recipes import RECIPES, Recipe
+from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULT_PREFIX = 'QUALITY_RESULT '
-SMOOTH, AUGMENT = 0.1, ('color', 'translation', 'cutout')
-EMA_HALFLIFE = 1024  # images: half an epoch of the 2,048 sprites
-SHORT_HALFLIFE = 256  # 4 steps of 64: less lag behind a generator still improving fast
-SLOW_LR = 0.00125  # a quarter of the book's 0.005, about Heusel et al.'s ratio of the two
-FAST_LR = 0.01  # twice the book's: measured after slow_G came out far worse than the book
-# the candidates, one technique each (two learning rates both ways), then a combination of
-# what helped, chosen from the single-technique rows over all seeds, and the command line's
-# --recipe improved
-CANDIDATES = {
-    'book': Recipe(),
-    'ema': Recipe(ema_halflife=EMA_HALFLIFE),
-    'smooth': Recipe(label_smoothing=SMOOTH),
-    'augment': Recipe(augment=AUGMENT),
-    'slow_G': Recipe(lr_G=SLOW_LR),
-    'slow_D': Recipe(lr_D=SLOW_LR),
-    'fast_G': Recipe(lr_G=FAST_LR),
-    'batch_stats': Recipe(sample_batch_stats=True),
-    'ema_short': Recipe(ema_halflife=SHORT_HALFLIFE),
-    'ema+augment': Recipe(ema_halflife=EMA_HALFLIFE, augment=AUGMENT),
-    'ema+batch_stats': Recipe(ema_halflife=EMA_HALFLIFE, sample_batch_stats=True),
-    'improved': RECIPES['improved'],
+ROOT = os.path.dirname(HERE)
+CHAPTER_IMAGES = 20 * 40_597  # the chapter's 20 epochs of the Pokemon
+# each recipe: train's flags on top of the chapter's settings
+RECIPES = {
+    'book': [],
+    'improved': ['--recipe', 'improved'],
 }
+# candidates for --recipe improved: lower learning rates for both nets (the chapter's TensorFlow
+# tab uses 0.0005) with a weight average whose half-life ramps up to 10,000 images
+AVERAGE = ['--ema-halflife', '10000', '--ema-rampup', '0.05']
+RECIPES.update({f'lr{lr}+avg': ['--lr-D', lr, '--lr-G', lr] + AVERAGE
+                for lr in ('0.0005', '0.001', '0.002')})
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--recipes', default=','.join(CANDIDATES),
-                   help='comma-separated names of ' + ', '.join(CANDIDATES))
-    p.add_argument('--seeds', default='0,1,2', help='comma-separated seeds')
-    p.add_argument('--data-dir', help='an ImageFolder root instead of the sprites')
-    p.add_argument('--num-sprites', type=int, default=2048, help='sprites drawn (no --data-dir)')
-    p.add_argument('--cache-dir', default=os.path.join('..', 'data'), help='where sprites go')
-    p.add_argument('--epochs', type=int, default=5, help='the budget: passes over the data')
-    p.add_argument('--width', type=int, default=32, help='n_G = n_D')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.005, help="the book's learning rate")
-    p.add_argument('--latent-dim', type=int, default=100)
-    p.add_argument('--curve-samples', type=int, default=128,
-                   help='generated (and real) images of the per-epoch SWD')
-    p.add_argument('--final-samples', type=int, default=512,
-                   help='generated (and real) images of the final SWD')
+    p.add_argument('--data-dir', help='an ImageFolder root of real images (required to train)')
+    p.add_argument('--recipes', default='book,improved', help=', '.join(RECIPES))
+    p.add_argument('--seeds', default='0,1', help='comma-separated seeds')
+    p.add_argument('--budgets', default='1/16,1/8,1/4',
+                   help="fractions of the chapter's 811,940 training images")
+    p.add_argument('--width', type=int, default=64, help='n_G = n_D')
+    p.add_argument('--batch-size', type=int, default=256)
+    p.add_argument('--samples', type=int, default=1024,
+                   help='generated (and real) images of each SWD')
+    p.add_argument('--work-dir', default=os.path.join('..', 'data', 'quality-runs'),
+                   help='the runs\' folders (checkpoints: outside the repository)')
+    p.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+                   help="train's --cache-dir (the decoded images)")
     p.add_argument('--out', default=os.path.join(HERE, 'quality.json'))
-    p.add_argument('--figure', help='write book vs improved samples (each of --seeds) to this '
-                   'PNG')
     p.add_argument('--table', action='store_true', help='only print the table of --out')
-    p.add_argument('--only', help=argparse.SUPPRESS)  # NAME:SEED, in a child process
+    p.add_argument('--figure', help='write the SWD curves of --out to this PNG')
+    p.add_argument('--grids', help='write the recipes\' samples side by side at each budget '
+                   '(seed 0, or the first measured) to this PNG')
     return p.parse_args(argv)
 
 
-def settings(args):
-    """What every run of one table shares; a table is only extended under the same ones."""
-    keys = ('data_dir', 'num_sprites', 'epochs', 'width', 'batch_size', 'lr', 'latent_dim',
-            'curve_samples', 'final_samples')
-    return {k: getattr(args, k) for k in keys}
+def fraction(text):
+    return Fraction(text.strip())
 
 
-def train_one(args, name, seed):
-    """One (recipe, seed) run through fit; its result as a dict."""
+def share(images):
+    """`images` as a share of the chapter's: '1/16.0' for 50,746."""
+    return f'1/{CHAPTER_IMAGES / images:.1f}'
+
+
+def settings(args, num_images):
+    """What every measurement of one sweep shares; --out is only extended under the same."""
+    return {'data_dir': os.path.abspath(args.data_dir), 'num_images': num_images,
+            'width': args.width, 'batch_size': args.batch_size, 'samples': args.samples,
+            'chapter_images': CHAPTER_IMAGES}
+
+
+def epochs_for(budget, num_images):
+    """The first whole epoch at or past `budget` of the chapter's images."""
+    return max(1, math.ceil(budget * CHAPTER_IMAGES / num_images))
+
+
+def train_to(args, name, seed, epochs, run_dir):
+    """`train` the run in `run_dir` to `epochs` epochs: started, or continued from its last
+    checkpoint."""
+    base = [sys.executable, '-m', 'd2l_dcgan', 'train']
+    if os.path.exists(os.path.join(run_dir, 'checkpoints')):
+        with open(os.path.join(run_dir, 'metrics.json')) as f:
+            done = len(json.load(f)['epochs'])
+        if done > epochs:  # its weights at `epochs` are gone
+            sys.exit(f'{run_dir} has trained past epoch {epochs}: sweep the budgets in '
+                     f'increasing order, or delete the run to train it again')
+        if done == epochs:  # killed after training, before the measurement
+            return
+        print(f'{name}/{seed}: continuing {run_dir} from epoch {done} to {epochs}', flush=True)
+        cmd = base + ['--resume', run_dir, '--num-epochs', str(epochs)]
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run killed before its first checkpoint
+        cmd = base + ['--data-dir', args.data_dir, '--cache-dir', args.cache_dir,
+                      '--out-dir', run_dir, '--num-epochs', str(epochs), '--seed', str(seed),
+                      '--n-G', str(args.width), '--n-D', str(args.width),
+                      '--batch-size', str(args.batch_size), '--swd-samples', '0',
+                      '--device', 'cpu', '--no-progress'] + RECIPES[name]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f'{name}/{seed}: train failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
+
+
+def measure(args, images, run_dir, epoch, seed):
+    """The SWD of the run's generator (its average where it has one) after `epoch`, and what
+    the run recorded of its training."""
     import mxnet as mx
-    from mxnet import np
-    from d2l_dcgan import discriminator, generator
-    from d2l_dcgan.flags import load_data, seed_everything
-    from d2l_dcgan.commands.train import swd_metric
-    from d2l_dcgan.data import MAX_IMAGE_PIXELS
-    from d2l_dcgan.run import fit, fixed_noise
-    recipe = CANDIDATES[name]
-    device = mx.cpu()
-    seed_everything(seed)
-    _, images, data_iter, _ = load_data(SimpleNamespace(
-        data_dir=args.data_dir, cache_dir=args.cache_dir, dataset='sprites',
-        num_sprites=args.num_sprites, batch_size=args.batch_size, num_workers=0,
-        skip_bad_images=False, max_image_pixels=MAX_IMAGE_PIXELS, image_cache=True))
-    final_swd = swd_metric(images, args.final_samples, args.latent_dim, seed, device)
-    fixed_Z = np.array(fixed_noise(seed, 64, args.latent_dim), ctx=device)
-    result = {}
-
-    def at_the_end(record, sample):
-        if record['epoch'] == args.epochs:
-            result.update(final_swd(sample))
-            onp.save(samples_path(args, name, seed), sample(fixed_Z).asnumpy())
-
-    start = time.time()
-    history = fit(discriminator(args.width), generator(args.width), data_iter, args.epochs,
-                  args.lr, args.latent_dim, device, seed=seed, fixed_Z=fixed_Z,
-                  animator=None, recipe=recipe, verbose=False, on_epoch_samples=at_the_end,
-                  epoch_metrics=swd_metric(images, args.curve_samples, args.latent_dim, seed,
-                                           device))
-    return {'recipe': name, 'seed': seed, 'settings': recipe.to_json(),
-            'swd': result['swd'], 'swd_levels': result['swd_levels'],
-            'curve': [r['swd'] for r in history],
-            'loss_D': [r['loss_D'] for r in history], 'loss_G': [r['loss_G'] for r in history],
-            'num_images': len(images), 'seconds': time.time() - start}
+    from d2l_dcgan.commands.evaluate import generator_swd
+    from d2l_dcgan.commands.sampling import load_generator
+    with open(os.path.join(run_dir, 'metrics.json')) as f:
+        metrics = json.load(f)
+    done = [e for e in metrics['epochs'] if e['epoch'] <= epoch]
+    assert len(done) == epoch, f'{run_dir} holds {len(done)} epochs, not {epoch}'
+    averaged = os.path.exists(os.path.join(run_dir, 'net_G_ema.params'))
+    params = os.path.join(run_dir, 'net_G_ema.params' if averaged else 'net_G.params')
+    net_G, latent_dim = load_generator(params, mx.cpu())
+    levels, swd, _ = generator_swd(net_G, latent_dim, images, args.samples, seed, mx.cpu())
+    return {'epoch': epoch, 'images': epoch * metrics['num_images'], 'swd': swd,
+            'swd_levels': levels, 'averaged': averaged, 'recipe': metrics['recipe'],
+            'loss_D': done[-1]['loss_D'], 'loss_G': done[-1]['loss_G'],
+            'train_seconds': sum(metrics['num_images'] / e['examples_per_sec'] for e in done)}
 
 
-def samples_path(args, name, seed):
+def keep_samples(args, run_dir, key, epoch):
+    """A copy of the epoch's sample grid beside --out, for the figure: the run folder lies
+    outside the repository and may be lost with its machine."""
     folder = os.path.splitext(args.out)[0] + '_samples'
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, f'{name}-seed{seed}.npy')
+    shutil.copyfile(os.path.join(run_dir, 'samples', f'epoch_{epoch:03d}.png'),
+                    os.path.join(folder, f'{key.replace("/", "-seed")}-epoch{epoch:03d}.png'))
 
 
-def load(args):
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            saved = json.load(f)
-        if saved.get('settings') == settings(args):
-            return saved
-        print(f'{args.out} holds another budget; starting a new table there')
-    return {'settings': settings(args), 'runs': {}, 'table': []}
+def real_floor(images, samples):
+    """The SWD between two disjoint sets of `samples` real images: how close 'close' gets."""
+    import numpy as onp
+    from d2l_dcgan.metrics import sliced_wasserstein
+    n = min(samples, len(images) // 2)
+    order = onp.random.default_rng(0).permutation(len(images))
+    return sliced_wasserstein(images[order[:n]], images[order[n:2 * n]], seed=0)[1], n
 
 
-def save(args, results):
+def load(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def save(path, results):
+    from d2l_dcgan.flags import write_json
     results['table'] = table(results)
-    write_json(args.out, results)
+    write_json(path, results)
+
+
+def sweep(args):
+    from d2l_dcgan.data import read_images
+    images, _, _ = read_images(args.data_dir, cache_dir=args.cache_dir)
+    results = load(args.out) or {'settings': settings(args, len(images)), 'runs': {}}
+    if results['settings'] != settings(args, len(images)):
+        sys.exit(f'{args.out} holds a sweep with other settings ({results["settings"]}); '
+                 f'give --out another file')
+    if 'real_vs_real' not in results:
+        results['real_vs_real'], results['real_vs_real_images'] = real_floor(images, args.samples)
+    budgets = sorted({fraction(b) for b in args.budgets.split(',') if b.strip()})
+    for name in [n.strip() for n in args.recipes.split(',') if n.strip()]:
+        for seed in [int(s) for s in args.seeds.split(',')]:
+            key = f'{name}/{seed}'
+            run = results['runs'].setdefault(key, {'recipe': name, 'seed': seed,
+                                                   'flags': RECIPES[name], 'points': []})
+            if run['flags'] != RECIPES[name]:
+                sys.exit(f'{key} in {args.out} was trained with {run["flags"]}, not '
+                         f'{RECIPES[name]}; give --out another file')
+            run_dir = os.path.join(args.work_dir, f'{name}-seed{seed}')
+            for budget in budgets:
+                epoch = epochs_for(budget, len(images))
+                if any(p['epoch'] == epoch for p in run['points']):
+                    continue
+                train_to(args, name, seed, epoch, run_dir)
+                point = {'budget': str(budget), **measure(args, images, run_dir, epoch, seed)}
+                keep_samples(args, run_dir, key, epoch)
+                run['points'] = sorted(run['points'] + [point], key=lambda p: p['epoch'])
+                save(args.out, results)
+                print(f'{key}: {point["images"]:,} images ({share(point["images"])} of the '
+                      f'chapter\'s), SWD {point["swd"]:.1f}, '
+                      f'{point["train_seconds"] / 60:.1f} min of training', flush=True)
+    save(args.out, results)
+    return results
 
 
 def table(results):
-    """One row per recipe with every seed done: final SWD mean, min, max; ratio to the book's
-    mean; the mean curve; wall seconds."""
-    by_recipe = {}
+    """Per recipe and budget: the seeds' SWD, their mean, and the mean's ratio to the book's."""
+    rows = {}
     for run in results['runs'].values():
-        by_recipe.setdefault(run['recipe'], []).append(run)
-    book = by_recipe.get('book')
-    book_mean = statistics.mean(r['swd'] for r in book) if book else None
-    rows = []
-    for name in sorted(by_recipe, key=lambda n: list(CANDIDATES).index(n)
-                       if n in CANDIDATES else len(CANDIDATES)):
-        runs = sorted(by_recipe[name], key=lambda r: r['seed'])
-        swds = [r['swd'] for r in runs]
-        mean = statistics.mean(swds)
-        rows.append({
-            'recipe': name, 'what': Recipe.from_json(runs[0]['settings']).describe(),
-            'seeds': [r['seed'] for r in runs], 'swd': swds, 'mean': mean,
-            'min': min(swds), 'max': max(swds),
-            'ratio': mean / book_mean if book_mean else None,
-            'seeds_below_book_mean': sum(s < book_mean for s in swds) if book_mean else None,
-            'curve': [statistics.mean(c) for c in zip(*(r['curve'] for r in runs))],
-            'seconds': sum(r['seconds'] for r in runs)})
-    return rows
-
-
-def wall_seconds(results):
-    """Seconds of all runs measured (a run reused under a second name counted once)."""
-    return sum({(r['seed'], json.dumps(r['settings'])): r['seconds']
-                for r in results['runs'].values()}.values())
+        for p in run['points']:
+            rows.setdefault((run['recipe'], p['epoch']), []).append((run['seed'], p))
+    book = {epoch: statistics.mean(p['swd'] for _, p in pts)
+            for (name, epoch), pts in rows.items() if name == 'book'}
+    out = []
+    for (name, epoch), pts in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        mean = statistics.mean(p['swd'] for _, p in pts)
+        out.append({'recipe': name, 'epoch': epoch, 'images': pts[0][1]['images'],
+                    'budget': pts[0][1]['budget'], 'seeds': [s for s, _ in pts],
+                    'swd': [p['swd'] for _, p in pts], 'mean': mean,
+                    'ratio_to_book': mean / book[epoch] if epoch in book else None,
+                    'train_minutes': statistics.mean(p['train_seconds'] for _, p in pts) / 60})
+    return out
 
 
 def print_table(results):
     s = results['settings']
-    print(f"{s['epochs']} epochs of {results.get('num_images', '?')} images, widths "
-          f"{s['width']}, batch {s['batch_size']}, lr {s['lr']}; final SWD x1e3 of "
-          f"{s['final_samples']} vs {s['final_samples']} images, curve of {s['curve_samples']}; "
-          f"{wall_seconds(results) / 60:.1f} min of runs")
-    print('| recipe | what | final SWD mean | min | max | / book | seeds | SWD per epoch '
-          '(mean over seeds) |')
-    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    print(f"{s['num_images']:,} images of {s['data_dir']}, widths {s['width']}, batch "
+          f"{s['batch_size']}; SWD x1e3 of {s['samples']:,} generated vs as many real (two "
+          f"disjoint real sets: {results.get('real_vs_real', float('nan')):.1f})")
+    print("| images seen | of the chapter's | recipe | SWD per seed | mean | / book | "
+          "training min (mean) |")
+    print('| --- | --- | --- | --- | --- | --- | --- |')
     for r in results['table']:
-        ratio = f"{r['ratio']:.2f}" if r['ratio'] is not None else '-'
-        print(f"| {r['recipe']} | {r['what']} | {r['mean']:.1f} | {r['min']:.1f} | "
-              f"{r['max']:.1f} | {ratio} | {','.join(map(str, r['seeds']))} | "
-              + ' '.join(f'{v:.0f}' for v in r['curve']) + ' |')
+        ratio = f"{r['ratio_to_book']:.2f}" if r['ratio_to_book'] is not None else '-'
+        print(f"| {r['images']:,} | {share(r['images'])} | {r['recipe']} | "
+              + ', '.join(f'{v:.1f}' for v in r['swd'])
+              + f" | {r['mean']:.1f} | {ratio} | {r['train_minutes']:.1f} |")
 
 
-def draw_figure(args, path, seeds, per_seed=24):
-    """The book's and the improved recipe's first `per_seed` samples of each seed's fixed noise
-    (the same noise for both), a row per seed."""
+def draw_curves(results, path):
+    """SWD against images seen: each seed a thin line, each recipe's mean a thick one."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from d2l_dcgan.plot import save_figure, to_image_grid
-    fig, axes = plt.subplots(len(seeds), 2, figsize=(12, 1.75 * len(seeds) + 0.6),
+    from d2l_dcgan.plot import save_figure
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = {'book': 'tab:blue', 'improved': 'tab:orange'}
+    for name in RECIPES:
+        runs = [r for r in results['runs'].values() if r['recipe'] == name and r['points']]
+        for run in runs:
+            ax.plot([p['images'] for p in run['points']], [p['swd'] for p in run['points']],
+                    color=colours.get(name), lw=0.8, alpha=0.5, marker='.')
+        means = [r for r in results['table'] if r['recipe'] == name]
+        if means:
+            ax.plot([r['images'] for r in means], [r['mean'] for r in means],
+                    color=colours.get(name), lw=2.5, label=f'--recipe {name} (mean of seeds)')
+    if 'real_vs_real' in results:
+        ax.axhline(results['real_vs_real'], color='grey', ls=':', lw=1,
+                   label='two disjoint real sets')
+    ax.set_xscale('log')
+    ax.set_xlabel("training images seen (the chapter's run: 811,940)")
+    ax.set_ylabel('SWD x1e3 to the data (lower is better)')
+    s = results['settings']
+    ax.set_title(f"{s['num_images']:,} real images, widths {s['width']}, batch "
+                 f"{s['batch_size']}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+    print(f'wrote {path}')
+
+
+def draw_grids(args, results, path):
+    """Each budget a row: the recipes' samples side by side, from the same noise (one seed)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from d2l_dcgan.plot import save_figure
+    seeds = sorted({r['seed'] for r in results['runs'].values()})
+    seed = 0 if 0 in seeds else seeds[0]
+    names = [n for n in RECIPES if f'{n}/{seed}' in results['runs']]
+    epochs = sorted({p['epoch'] for n in names for p in results['runs'][f'{n}/{seed}']['points']})
+    fig, axes = plt.subplots(len(epochs), len(names), figsize=(5 * len(names), 5 * len(epochs)),
                              squeeze=False)
-    for row, seed in zip(axes, seeds):
-        for ax, name in zip(row, ('book', 'improved')):
-            ax.imshow(to_image_grid(onp.load(samples_path(args, name, seed)), 3, per_seed // 3))
-            swd = args.results['runs'][f'{name}/{seed}']['swd']
-            ax.set_title(f'--recipe {name} ({CANDIDATES[name].describe()}), seed {seed}: '
-                         f'SWD {swd:.1f}', fontsize=9)
+    folder = os.path.splitext(args.out)[0] + '_samples'
+    for row, epoch in zip(axes, epochs):
+        for ax, name in zip(row, names):
             ax.axis('off')
-    data = args.data_dir or f'{args.num_sprites} sprites'
-    fig.suptitle(f'the same noise per seed; {args.epochs} epochs on {data}, widths '
-                 f'{args.width}, batch {args.batch_size}', fontsize=10)
+            point = next((p for p in results['runs'][f'{name}/{seed}']['points']
+                          if p['epoch'] == epoch), None)
+            png = os.path.join(folder, f'{name}-seed{seed}-epoch{epoch:03d}.png')
+            if point is None or not os.path.exists(png):
+                continue
+            ax.imshow(mpimg.imread(png))
+            ax.set_title(f"--recipe {name}, {point['images']:,} images "
+                         f"({share(point['images'])} of the chapter's): "
+                         f"SWD {point['swd']:.1f}", fontsize=9)
+    fig.suptitle(f'seed {seed}: the same noise for both recipes', fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=80)
     print(f'wrote {path}')
@@ -226,56 +304,21 @@ def draw_figure(args, path, seeds, per_seed=24):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.only:
-        name, seed = args.only.rsplit(':', 1)
-        print(RESULT_PREFIX + json.dumps(train_one(args, name, int(seed))))
-        return 0
-    names = [n.strip() for n in args.recipes.split(',') if n.strip()]
-    unknown = [n for n in names if n not in CANDIDATES]
-    if unknown:
-        sys.exit(f'unknown recipes {unknown}; choose from {", ".join(CANDIDATES)}')
-    results = load(args)
-    if not args.table:
-        seeds = [int(s) for s in args.seeds.split(',')]
-        start = time.time()
-        for name in names:
-            for seed in seeds:
-                key, wanted = f'{name}/{seed}', CANDIDATES[name].to_json()
-                done = results['runs'].get(key)
-                if done and done['settings'] == wanted:
-                    continue
-                same = [r for r in results['runs'].values()
-                        if r['seed'] == seed and r['settings'] == wanted]
-                if same:  # e.g. 'improved' is one of the combinations measured already
-                    results['runs'][key] = {**same[0], 'recipe': name}
-                    if os.path.exists(samples_path(args, same[0]['recipe'], seed)):
-                        shutil.copyfile(samples_path(args, same[0]['recipe'], seed),
-                                        samples_path(args, name, seed))
-                    save(args, results)
-                    continue
-                t0 = time.time()
-                child = [sys.executable, os.path.abspath(__file__), '--only', f'{name}:{seed}',
-                         *sum(([f'--{k.replace("_", "-")}', str(v)]
-                               for k, v in settings(args).items() if v is not None), []),
-                         '--cache-dir', args.cache_dir, '--out', args.out]
-                proc = subprocess.run(child, capture_output=True, text=True)
-                lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
-                if proc.returncode or not lines:
-                    sys.exit(f'{key} failed ({proc.returncode}):\n{proc.stderr[-3000:]}')
-                run = json.loads(lines[-1][len(RESULT_PREFIX):])
-                run['seconds'] = time.time() - t0  # the whole process: data, training, SWD
-                results['runs'][key] = run
-                results['num_images'] = run['num_images']
-                save(args, results)
-                print(f'{key}: SWD {run["swd"]:.1f} (curve '
-                      + ' '.join(f'{v:.0f}' for v in run['curve'])
-                      + f'), {run["seconds"]:.0f} s; {time.time() - start:.0f} s so far',
-                      flush=True)
-    results['table'] = table(results)
+    if args.table or not args.data_dir:  # what --out holds: the table, figures
+        results = load(args.out)
+        if results is None:
+            sys.exit(f'{args.out} does not exist: run the sweep first (--data-dir DIR, the '
+                     f'real images to train on)')
+    else:
+        unknown = [n for n in args.recipes.split(',') if n.strip() not in RECIPES]
+        if unknown:
+            sys.exit(f'unknown recipes {unknown}; choose from {", ".join(RECIPES)}')
+        results = sweep(args)
     print_table(results)
     if args.figure:
-        args.results = results
-        draw_figure(args, args.figure, [int(s) for s in args.seeds.split(',')])
+        draw_curves(results, args.figure)
+    if args.grids:
+        draw_grids(args, results, args.grids)
     return 0
 
 

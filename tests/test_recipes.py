@@ -416,26 +416,3 @@ def test_cli_improved_writes_the_average_and_generate_reads_it(tmp_path):
     e = _cli('evaluate', '--params', out / 'net_G_ema.params', '--num', 16, '--device', 'cpu',
              '--dataset', 'sprites', '--num-sprites', 32, '--cache-dir', tmp_path / 'cache')
     assert e.returncode == 0 and 'mean' in e.stdout, e.stderr
-
-
-def test_quality_benchmark_runs_and_resumes(tmp_path):
-    out = tmp_path / 'q.json'
-    cmd = [sys.executable, 'benchmarks/quality.py', '--num-sprites', 32, '--epochs', 1,
-           '--width', 8, '--batch-size', 16, '--recipes', 'book,ema_short,improved',
-           '--seeds', 0, '--curve-samples', 16, '--final-samples', 16, '--out', out,
-           '--cache-dir', tmp_path / 'cache']
-    first = subprocess.run(list(map(str, cmd)), cwd=REPO_ROOT, env=ENV, capture_output=True,
-                           text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
-    table = {r['recipe']: r for r in json.load(open(out))['table']}
-    assert set(table) == {'book', 'ema_short', 'improved'} and table['book']['ratio'] == 1
-    assert len(table['book']['curve']) == 1 and table['book']['swd'][0] > 0
-    assert table['improved']['swd'] == table['ema_short']['swd']
-    assert [l.split(':')[0] for l in first.stdout.splitlines() if ': SWD' in l] == \
-        ['book/0', 'ema_short/0']  # 'improved/0' reused ema_short's run: the same settings
-    runs = json.load(open(out))['runs']
-    again = subprocess.run(list(map(str, cmd + ['--figure', tmp_path / 'fig.png'])),
-                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert not [l for l in again.stdout.splitlines() if ': SWD' in l]  # nothing trained again
-    assert json.load(open(out))['runs'] == runs and (tmp_path / 'fig.png').is_file()

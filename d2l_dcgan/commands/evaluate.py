@@ -21,23 +21,32 @@ def evaluate_parser(prog=None):
     return p
 
 
-def run_evaluate(args):
+def generator_swd(net_G, latent_dim, images, num, seed, device, batch_stats=False):
+    """(per-level SWD, their mean, images compared): `num` images of net_G (fewer if `images`
+    has fewer) against as many of the uint8 `images`, drawn with `seed`."""
     import numpy as onp
-    from ..errors import DCGANError
-    from ..metrics import sliced_wasserstein, swd_resolutions
+    from ..metrics import sliced_wasserstein
     from ..model import sample
+    rng = onp.random.default_rng(seed)
+    real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
+    Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
+    fake = sample(net_G, Z, device, batch_stats=batch_stats)
+    levels, mean = sliced_wasserstein(real, fake, seed=seed)
+    return levels, mean, len(real)
+
+
+def run_evaluate(args):
+    from ..errors import DCGANError
+    from ..metrics import swd_resolutions
     device, net_G, latent_dim = device_and_generator(args)
     root, images, _ = read_data(args)
     if len(images) < 2:
         raise DCGANError(f'{root} has {len(images)} image; the SWD compares at least 2 real '
                          'images with as many generated ones')
-    rng = onp.random.default_rng(args.seed)
-    real = images[rng.choice(len(images), min(args.num, len(images)), replace=False)]
-    Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
-    fake = sample(net_G, Z, device, batch_stats=args.batch_stats)
-    levels, mean = sliced_wasserstein(real, fake, seed=args.seed)
-    sizes = swd_resolutions(real.shape[1])
-    print(f'SWD x1e3 to the data ({len(real)} generated vs {len(real)} real images of {root}): '
+    levels, mean, n = generator_swd(net_G, latent_dim, images, args.num, args.seed, device,
+                                    args.batch_stats)
+    sizes = swd_resolutions(images.shape[1])
+    print(f'SWD x1e3 to the data ({n} generated vs {n} real images of {root}): '
           + ', '.join(f'{s}px {v:.1f}' for s, v in zip(sizes, levels)) + f'; mean {mean:.1f}')
 
 
