@@ -148,7 +148,8 @@ def _decode_chunk(start):
     return bad
 
 
-def decode_all(paths, out, size, max_pixels, workers, stop_at_first_bad=True, progress=None):
+def decode_all(paths, out, size, max_pixels, workers, stop_at_first_bad=True,
+               progress=None):
     """read_one of every path into `out` (a shared mapping when workers > 1: forked workers
     write into it). Returns [(index, BadImage)] of the bad ones, in order; with
     `stop_at_first_bad`, only the first."""
@@ -262,8 +263,8 @@ def in_memory(folder):
     out = shared_array((len(folder.items), folder.size, folder.size, 3))
     bad = folder.decode_into(out)
     good = folder.good(bad)
-    images = out if not bad else out[good]
-    return images, onp.array([folder.items[i][1] for i in good], dtype='int32'), [e for _, e in bad]
+    labels = onp.array([folder.items[i][1] for i in good], dtype='int32')
+    return (out if not bad else out[good]), labels, [e for _, e in bad]
 
 
 def cached(folder, stats, cache_dir):
