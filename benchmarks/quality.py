@@ -245,16 +245,17 @@ def draw_curves(results, path):
     import matplotlib.pyplot as plt
     from d2l_dcgan.plot import save_figure
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = {'book': 'tab:blue', 'improved': 'tab:orange'}
+    colours = dict(zip(RECIPES, plt.cm.tab10.colors))  # book blue, improved orange
     for name in RECIPES:
         runs = [r for r in results['runs'].values() if r['recipe'] == name and r['points']]
         for run in runs:
             ax.plot([p['images'] for p in run['points']], [p['swd'] for p in run['points']],
-                    color=colours.get(name), lw=0.8, alpha=0.5, marker='.')
+                    color=colours[name], lw=0.8, alpha=0.5, marker='.')
         means = [r for r in results['table'] if r['recipe'] == name]
         if means:
+            label = f'--recipe {name}' if name in ('book', 'improved') else name
             ax.plot([r['images'] for r in means], [r['mean'] for r in means],
-                    color=colours.get(name), lw=2.5, label=f'--recipe {name} (mean of seeds)')
+                    color=colours[name], lw=2.5, label=f'{label} (mean of seeds)')
     if 'real_vs_real' in results:
         ax.axhline(results['real_vs_real'], color='grey', ls=':', lw=1,
                    label='two disjoint real sets')
@@ -293,7 +294,8 @@ def draw_grids(args, results, path):
             if point is None or not os.path.exists(png):
                 continue
             ax.imshow(mpimg.imread(png))
-            ax.set_title(f"--recipe {name}, {point['images']:,} images "
+            label = f'--recipe {name}' if name in ('book', 'improved') else name
+            ax.set_title(f"{label}, {point['images']:,} images "
                          f"({share(point['images'])} of the chapter's): "
                          f"SWD {point['swd']:.1f}", fontsize=9)
     fig.suptitle(f'seed {seed}: the same noise for both recipes', fontsize=10)
