@@ -2,7 +2,7 @@
 
 `Recipe()` is the book's recipe (RECIPES['book']): with it `fit` runs the book's update bit for
 bit and samples as the book does. Each field switches one technique on; `RECIPES['improved']`
-is the combination that measured best in benchmarks/quality.py (see the README's table).
+is the combination chosen from benchmarks/quality.py's measurements (docs/quality.md).
 Randomness (augmentation, the noise that sets the averaged generator's BatchNorm statistics)
 comes from the run's named streams, so a resumed run replays it exactly.
 """
@@ -101,8 +101,8 @@ class Recipe:
 
 RECIPES = {
     'book': Recipe(),
-    # the lowest mean final SWD of benchmarks/quality.py's table (README, "Better samples"):
-    # 0.91x the book's over 3 seeds, not the 0.7x aimed at; no combination measured better
+    # the lowest mean SWD at 1/79 of the chapter's budget (benchmarks/quality-5-epochs.json):
+    # 0.91x the book's over 3 seeds, at a budget where the ranking is noise (docs/quality.md)
     'improved': Recipe(ema_halflife=256),
 }
 
