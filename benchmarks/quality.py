@@ -298,9 +298,9 @@ def draw_grids(args, results, path):
             ax.set_title(f"{label}, {point['images']:,} images "
                          f"({share(point['images'])} of the chapter's): "
                          f"SWD {point['swd']:.1f}", fontsize=9)
-    fig.suptitle(f'seed {seed}: the same noise for both recipes', fontsize=10)
+    fig.suptitle(f'seed {seed}: the same noise for every recipe', fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path, dpi=80)
+    save_figure(fig, path, dpi=50)
     print(f'wrote {path}')
 
 
