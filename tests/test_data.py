@@ -650,7 +650,7 @@ def snapshot(root):
 
 
 @pytest.fixture
-def read_only(tmp_path):
+def read_only():
     """read_only(folder): takes the write bits off `folder` and all in it; they come back after."""
     folders = []
 
