@@ -226,10 +226,10 @@ def read_images(data_dir, size=64, skip_bad_images=False, max_image_pixels=MAX_I
     Resize is the chapter's own transform, so the pixels equal its pipeline's. Decoding runs in
     `workers` processes (default: one per core; d2l_dcgan.decode). With `cache_dir`, the decoded
     images are kept in `cache_dir/decoded` and later calls map them read-only
-    (d2l_dcgan.imagecache). An image
-    that cannot be read, or whose header gives more than `max_image_pixels` (None: no limit),
-    stops with a one-line DCGANError; with `skip_bad_images` it is named on stderr and left
-    out, and {'path', 'reason'} appended to the list `skipped` if one is given."""
+    (d2l_dcgan.imagecache). An image that cannot be read, or whose header gives more than
+    `max_image_pixels` (None: no limit), stops with a one-line DCGANError; with
+    `skip_bad_images` it is named on stderr and left out, and {'path', 'reason'} appended to
+    the list `skipped` if one is given."""
     items, synsets = list_images(data_dir)
     folder = decode.Folder(data_dir, items, size, max_image_pixels, skip_bad_images,
                            workers or decode.decode_workers())
