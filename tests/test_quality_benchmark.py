@@ -46,6 +46,8 @@ def test_each_budget_is_measured_once_per_run(sprites, tmp_path):
     for key in ('book/0', 'improved/0'):
         assert [(p['epoch'], p['images']) for p in points(tmp_path, key)] == [(1, 96), (2, 192)]
     assert [p['averaged'] for p in points(tmp_path, 'improved/0')] == [True, True]
+    assert all(p['swd_raw_G'] == p['swd'] for p in points(tmp_path, 'book/0'))
+    assert all(p['swd_raw_G'] != p['swd'] for p in points(tmp_path, 'improved/0'))
     assert all(p['swd'] > results['real_vs_real'] > 0 for p in points(tmp_path))
     table = {(r['recipe'], r['epoch']): r for r in results['table']}
     assert table['book', 2]['ratio_to_book'] == 1 and table['improved', 2]['ratio_to_book'] > 0
