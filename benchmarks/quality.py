@@ -24,7 +24,6 @@ import d2l_dcgan  # noqa: F401  first: MXNet's thread count, compat
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -32,9 +31,10 @@ import subprocess
 import sys
 from fractions import Fraction
 
+from d2l_dcgan.flags import CHAPTER_IMAGES, epochs_for
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CHAPTER_IMAGES = 20 * 40_597  # the chapter's 20 epochs of the Pokemon
 # each recipe: train's flags on top of the chapter's settings
 RECIPES = {
     'book': [],
@@ -89,11 +89,6 @@ def settings(args, num_images):
     return {'data_dir': os.path.abspath(args.data_dir), 'num_images': num_images,
             'width': args.width, 'batch_size': args.batch_size, 'samples': args.samples,
             'chapter_images': CHAPTER_IMAGES}
-
-
-def epochs_for(budget, num_images):
-    """The first whole epoch at or past `budget` of the chapter's images."""
-    return max(1, math.ceil(budget * CHAPTER_IMAGES / num_images))
 
 
 def train_to(args, name, seed, epochs, run_dir):
@@ -196,7 +191,7 @@ def sweep(args):
                          f'{RECIPES[name]}; give --out another file')
             run_dir = os.path.join(args.work_dir, f'{name}-seed{seed}')
             for budget in budgets:
-                epoch = epochs_for(budget, len(images))
+                epoch = epochs_for(budget * CHAPTER_IMAGES, len(images))  # as --budget does
                 if any(p['epoch'] == epoch for p in run['points']):
                     continue
                 train_to(args, name, seed, epoch, run_dir)

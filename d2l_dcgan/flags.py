@@ -62,6 +62,25 @@ POSITIVE_INT, POSITIVE_FLOAT = number(int, 0, above=True), number(float, 0, abov
 NON_NEGATIVE_INT, NON_NEGATIVE_FLOAT = number(int, 0), number(float, 0)
 SEED = number(int, 0, 2**32)  # NumPy's global generator takes no other seeds
 IMAGE_SETS = number(int, 2)  # the SWD compares sets of at least 2 images
+CHAPTER_IMAGES = 20 * 40_597  # the chapter's run: 20 epochs of the 40,597 Pokemon sprites
+
+
+def image_count(text):
+    """--budget's value: a positive number of images, as 200000, 200k or 0.8M."""
+    scale = {'k': 1_000, 'm': 1_000_000}.get(text.strip()[-1:].lower(), 1)
+    try:
+        value = float(text.strip()[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number of images such as 200000 or '
+                                         f'200k, got {text!r}')
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f'must be a whole number of images >= 1, got {text!r}')
+    return int(value)
+
+
+def epochs_for(budget, num_images):
+    """The epochs a budget of training images buys: the first whole one at or past it."""
+    return max(1, math.ceil(budget / num_images))
 
 
 def apply_budget(args, small, full):

@@ -198,6 +198,11 @@ BAD_TRAIN_ARGS = {
     'num-epochs 0': (['--num-epochs', '0'], '--num-epochs'),
     'num-epochs -1': (['--num-epochs', '-1'], '--num-epochs'),
     'num-epochs 1.5': (['--num-epochs', '1.5'], '--num-epochs'),
+    'budget 0': (['--budget', '0'], '--budget'),
+    'budget 1.5': (['--budget', '1.5'], '--budget: must be a whole number of images'),
+    'budget 2x': (['--budget', '2x'], '--budget: expected a number of images'),
+    'budget and num-epochs': (['--budget', '1k'],  # sprites_args gives --num-epochs 1
+                              '--budget: not allowed with argument --num-epochs'),
     'batch-size 0': (['--batch-size', '0'], '--batch-size'),
     'lr 0': (['--lr', '0'], '--lr'),
     'lr -0.1': (['--lr', '-0.1'], '--lr'),

@@ -153,6 +153,29 @@ def test_resume_to_no_more_epochs_changes_nothing(small, capfd, epochs):
     assert {f: (small / 'run' / f).read_bytes() for f in files} == before
 
 
+def test_a_budget_buys_the_first_whole_epoch_at_or_past_it(small, tmp_path, capfd):
+    run = tmp_path / 'run'
+    code, out, err = call(capfd, cli.train_main, '--data-dir', small / 'small', '--out-dir', run,
+                          '--budget', '40', *TINY)
+    assert code == 0, err
+    assert '\nbudget: 40 images: 2 epochs of 32 (64 images)\n' in out
+    assert (metrics(run)['settings']['budget'], len(metrics(run)['epochs'])) == (40, 2)
+    code, out, err = call(capfd, cli.train_main, '--resume', run, '--budget', '0.1k')
+    assert code == 0, err
+    assert '\nbudget: 100 images: 4 epochs of 32 (128 images)\n' in out
+    assert [e['epoch'] for e in metrics(run)['epochs']] == [1, 2, 3, 4]
+    before = (run / 'metrics.json').read_bytes()
+    for argv, budget in ((['--budget', '128'], 128), ([], 100)):  # given, or the run's own
+        code, out, err = call(capfd, cli.train_main, '--resume', run, *argv)
+        assert_one_line_error(code, out, err, f'has done 4 epoch(s): --budget {budget} (4 '
+                              'epoch(s) of its 32 images) leaves nothing to train; give more '
+                              'than 128 images')
+    assert (run / 'metrics.json').read_bytes() == before
+    code, out, err = call(capfd, cli.train_main, '--resume', run, '--num-epochs', '5')
+    assert code == 0, err
+    assert (metrics(run)['settings']['budget'], len(metrics(run)['epochs'])) == (None, 5)
+
+
 # ------------------------------------------------------------------------ a run that continues
 
 def test_a_run_with_a_relative_data_dir_resumes_from_elsewhere(small, run_copy, capfd):

@@ -5,6 +5,7 @@ import json
 import os
 
 from ..errors import DCGANError
+from ..flags import epochs_for
 from .recipe_flags import RECIPE_FLAGS, train_recipe
 
 # what a resumed run keeps from its run: one of these given with --resume must agree with it
@@ -12,7 +13,7 @@ RUN_SETTINGS = ('dataset', 'num_sprites', 'batch_size', 'lr', 'latent_dim', 'n_G
                 'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
                 'skip_bad_images', 'max_image_pixels')
 # kept from the run unless given; given, the new value applies (and is recorded)
-CHANGEABLE = ('num_epochs', 'device', 'devices', 'num_workers', 'checkpoint_every',
+CHANGEABLE = ('num_epochs', 'budget', 'device', 'devices', 'num_workers', 'checkpoint_every',
               'keep_checkpoints', 'on_divergence', 'max_loss', 'cache_dir', 'data_dir')
 
 
@@ -93,6 +94,8 @@ def resume_settings(args, given):
                              f'{flag(key)} is {settings[key]!r} there')
     kept = RUN_SETTINGS + RECIPE_FLAGS + CHANGEABLE
     merged = {**vars(args), **{k: settings[k] for k in kept if k in settings and k not in given}}
+    if 'num_epochs' in given:  # a length given in epochs replaces the run's budget
+        merged['budget'] = None
     if 'data_dir' not in given and settings.get('data_dir') and not os.path.isabs(
             settings['data_dir']):  # saved relative by older versions: the absolute root read
         merged['data_dir'] = saved.get('data_dir', settings['data_dir'])
@@ -102,7 +105,14 @@ def resume_settings(args, given):
     if 'data_dir' in given and args.data_dir:
         check_data_dir(args, saved)
     done = epochs_done(run_dir)
+    if args.budget:
+        args.num_epochs = epochs_for(args.budget, saved['num_images'])
+        length = (f'--budget {args.budget:,} ({args.num_epochs} epoch(s) of its '
+                  f'{saved["num_images"]:,} images)')
+        more = f'{done * saved["num_images"]:,} images'
+    else:
+        length, more = f'--num-epochs {args.num_epochs}', done
     if done and args.num_epochs <= done:
-        raise DCGANError(f'the run in {run_dir} has done {done} epoch(s): --num-epochs '
-                         f'{args.num_epochs} leaves nothing to train; give more than {done}')
+        raise DCGANError(f'the run in {run_dir} has done {done} epoch(s): {length} leaves '
+                         f'nothing to train; give more than {more}')
     return args

@@ -8,10 +8,10 @@ import sys
 import time
 
 from ..errors import DCGANError, one_line
-from ..flags import (HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
+from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
-                     command_line, given_flags, load_data, number, run_command, save_params,
-                     seed_everything, write_json)
+                     command_line, epochs_for, given_flags, image_count, load_data, number,
+                     run_command, save_params, seed_everything, write_json)
 from .recipe_flags import add_recipe_flags, train_recipe
 
 
@@ -27,8 +27,13 @@ def train_parser(prog=None):
                       help='DataLoader worker processes (images are decoded once into memory)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
     # argparse shows a default only next to a help text, so every option has one
-    model.add_argument('--num-epochs', type=POSITIVE_INT, default=20,
-                       help='passes over the data')
+    length = model.add_mutually_exclusive_group()
+    length.add_argument('--num-epochs', type=POSITIVE_INT, default=20,
+                        help='passes over the data')
+    length.add_argument('--budget', type=image_count, metavar='IMAGES',
+                        help='train on this many images (200000, 200k, 0.8M), not --num-epochs: '
+                             'the first whole epoch at or past it (the chapter\'s run: '
+                             f'{CHAPTER_IMAGES:,})')
     model.add_argument('--batch-size', type=POSITIVE_INT, default=256,
                        help='images per step')
     model.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005,
@@ -256,6 +261,10 @@ def run_train(args):
         data_dir, images, data_iter, skipped = load_data(args)
         print(f'data: {len(images)} images from {data_dir}')
         check_data(args, images)
+        if args.budget:
+            args.num_epochs = epochs_for(args.budget, len(images))
+            print(f'budget: {args.budget:,} images: {args.num_epochs} epochs of '
+                  f'{len(images):,} ({args.num_epochs * len(images):,} images)')
         net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
         # the same noise on resume: drawn from the seed
         fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=devices[0])
