@@ -47,8 +47,10 @@ RECIPES.update({f'lr{lr}+avg': ['--lr-D', lr, '--lr-G', lr] + AVERAGE
                 for lr in ('0.0005', '0.001', '0.002')})
 # the issue's full-budget runs: the best half-life grows with the images seen (2,048 at 1/4 and
 # 1/2, 10,000 at the end), so a ramp of 0.02 (1,015 at 1/16, 4,060 at 1/4, 10,000 from 1/2 on)
-RECIPES['lr0.0005+avg0.02'] = ['--lr-D', '0.0005', '--lr-G', '0.0005', '--ema-halflife', '10000',
-                               '--ema-rampup', '0.02']
+RAMPED = ['--ema-halflife', '10000', '--ema-rampup', '0.02']
+RECIPES['lr0.0005+avg0.02'] = ['--lr-D', '0.0005', '--lr-G', '0.0005'] + RAMPED
+# lr0.0005 lost to the book at 1/16 (widths 64): the book's rate first, falling to 0.0005 by 50k
+RECIPES['decay50k+avg0.02'] = ['--lr-decay', '0.1', '--lr-decay-images', '50000'] + RAMPED
 
 
 def parse_args(argv=None):

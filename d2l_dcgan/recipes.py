@@ -35,6 +35,9 @@ class Recipe:
     # Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule" (TTUR)
     lr_D: Optional[float] = None  # None: fit's lr
     lr_G: Optional[float] = None  # None: fit's lr
+    # a step-size schedule: fast while G finds the data's colours and layout, slow to refine
+    lr_decay: float = 1.0  # the rates fall geometrically to this share of their start ...
+    lr_decay_images: int = 0  # ... over this many training images, then stay
     # Isola et al. 2017 (pix2pix, sec. 3.3): test-time BatchNorm with the test batch's statistics
     sample_batch_stats: bool = False
 
@@ -60,6 +63,13 @@ class Recipe:
             value = getattr(self, name)
             if value is not None and not (onp.isfinite(value) and value > 0):
                 raise DCGANError(f'{name} must be a positive number or None, got {value!r}')
+        if not (isinstance(self.lr_decay_images, int) and self.lr_decay_images >= 0
+                and 0 < self.lr_decay <= 1):
+            raise DCGANError(f'lr_decay must be in (0, 1] and lr_decay_images a whole number '
+                             f'>= 0, got {self.lr_decay!r} and {self.lr_decay_images!r}')
+        if (self.lr_decay < 1) != (self.lr_decay_images > 0):
+            raise DCGANError('lr_decay and lr_decay_images go together: the rates fall to '
+                             'lr_decay of their start over lr_decay_images images')
 
     @property
     def real_label(self):
@@ -73,6 +83,12 @@ class Recipe:
     def lrs(self, lr):
         """(D's, G's) learning rates, given fit's `lr`."""
         return tuple(lr if v is None else v for v in (self.lr_D, self.lr_G))
+
+    def lr_factor(self, images_seen):
+        """The share of their start the learning rates are at after `images_seen` images."""
+        if self.lr_decay == 1:
+            return 1.0
+        return self.lr_decay ** min(1.0, images_seen / self.lr_decay_images)
 
     def override(self, **values):
         """This recipe with the values that are not None in their place."""
@@ -91,7 +107,9 @@ class Recipe:
         parts = [f'{k} {v}' for k, v in (('ema_halflife', self.ema_halflife),
                                           ('ema_rampup', self.ema_rampup),
                                           ('label_smoothing', self.label_smoothing),
-                                          ('lr_D', self.lr_D), ('lr_G', self.lr_G)) if v]
+                                          ('lr_D', self.lr_D), ('lr_G', self.lr_G),
+                                          ('lr_decay', self.lr_decay_images and self.lr_decay),
+                                          ('lr_decay_images', self.lr_decay_images)) if v]
         if self.augment:
             parts.append('augment ' + ','.join(self.augment))
         if self.sample_batch_stats:

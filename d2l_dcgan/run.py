@@ -257,6 +257,11 @@ class Run:
             Z = gluon.utils.split_and_load(Z, self.devices, even_split=False)
         else:
             X, Z = X.as_in_ctx(self.devices[0]), Z.as_in_ctx(self.devices[0])
+        if self.recipe.lr_decay_images:  # not an mx.lr_scheduler: those count updates, not
+            # images, and refuse the set_learning_rate of a rollback
+            factor = self.recipe.lr_factor(self.state.images_seen)
+            for trainer, rate in zip((self.trainer_D, self.trainer_G), self.state.lrs()):
+                trainer.set_learning_rate(rate * factor)
         losses = train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
                             self.trainer_G, real_label=self.recipe.real_label, augment=augment)
         if self.ema:

@@ -299,7 +299,7 @@ def _train(root, num_epochs, ckpt_dir, recipe, **kwargs):
 
 
 ALL = Recipe(ema_halflife=64, ema_rampup=0.5, label_smoothing=0.1, augment=AUGMENTS,
-             lr_G=0.002, sample_batch_stats=True)
+             lr_G=0.002, lr_decay=0.5, lr_decay_images=64, sample_batch_stats=True)
 
 
 @pytest.fixture(scope='module')
@@ -352,6 +352,29 @@ def test_separate_learning_rates_reach_each_trainer():
     assert (run.trainer_D.learning_rate, run.trainer_G.learning_rate) == (0.0025, 0.0005)
 
 
+def test_lr_decay_falls_geometrically_then_stays():
+    recipe = Recipe(lr_decay=0.1, lr_decay_images=64)
+    assert [recipe.lr_factor(n) for n in (0, 64, 1000)] == [1.0, 0.1, 0.1]
+    assert recipe.lr_factor(32) == pytest.approx(0.1 ** 0.5)
+    assert Recipe().lr_factor(10**6) == 1.0
+    run = Run.start(discriminator(8), generator(8), 0.004, LATENT, [mx.cpu()], seed=0,
+                    recipe=Recipe(lr_G=0.001, lr_decay=0.1, lr_decay_images=64))
+    X, Z = np.zeros((4, 3, 64, 64)), np.ones((4, LATENT, 1, 1))
+    for seen, halved in ((0, 1), (32, 1), (96, 2)):
+        if halved == 2:
+            run.set_lr(*[lr / 2 for lr in run.state.lrs()])  # what a rollback does
+        run.state.images_seen = seen
+        run.step(X, Z)
+        want = [lr / halved * recipe.lr_factor(seen) for lr in (0.004, 0.001)]
+        assert [run.trainer_D.learning_rate, run.trainer_G.learning_rate] == \
+            pytest.approx(want, rel=1e-12)
+    assert run.state.lrs() == (0.002, 0.0005)  # the state keeps the rates it decays from
+    for bad in (dict(lr_decay=0.1), dict(lr_decay_images=64), dict(lr_decay=0, lr_decay_images=1),
+                dict(lr_decay=1.5, lr_decay_images=1)):
+        with pytest.raises(DCGANError, match='lr_decay'):
+            Recipe(**bad)
+
+
 # --------------------------------------------------------------------------- batch-stat sampling
 
 @pytest.mark.parametrize('hybridize', [False, True])
@@ -382,7 +405,9 @@ def test_recipe_flags_override_the_recipe():
         ('color', 'cutout')
     assert 'recipe' in RUN_SETTINGS and set(RECIPE_FLAGS) == {
         'ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
-        'sample_batch_stats'}
+        'lr_decay', 'lr_decay_images', 'sample_batch_stats'}
+    decay = train_recipe(parser.parse_args(['--lr-decay', '0.1', '--lr-decay-images', '50k']))
+    assert (decay.lr_decay, decay.lr_decay_images) == (0.1, 50_000)
 
 
 def _cli(*args):

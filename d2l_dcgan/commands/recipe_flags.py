@@ -3,10 +3,10 @@ below both commands."""
 import argparse
 
 from ..errors import DCGANError
-from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, number
+from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, image_count, number
 
 RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
-                'sample_batch_stats')  # compared as the recipe the run trained with
+                'lr_decay', 'lr_decay_images', 'sample_batch_stats')  # compared as the recipe the run trained with
 
 
 def augment_ops(text):
@@ -45,6 +45,11 @@ def add_recipe_flags(group):
                        help='the discriminator\'s learning rate (default: --lr)')
     group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
                        help='the generator\'s learning rate (default: --lr)')
+    group.add_argument('--lr-decay', type=number(float, 0, 1, above=True, also=(1,)),
+                       metavar='X', help='both learning rates fall geometrically to X times '
+                       'their start over --lr-decay-images images, then stay (1: off)')
+    group.add_argument('--lr-decay-images', type=image_count, metavar='IMAGES',
+                       help='the training images over which --lr-decay falls (50000, 50k)')
     # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
     group.add_argument('--sample-batch-stats', action='store_const', const=True,
                        help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
@@ -60,5 +65,6 @@ def train_recipe(args):
     return RECIPES[args.recipe].override(
         ema_halflife=args.ema_halflife, ema_rampup=args.ema_rampup,
         label_smoothing=args.label_smoothing,
-        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G,
+        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
+        lr_decay_images=args.lr_decay_images,
         sample_batch_stats=args.sample_batch_stats)
