@@ -5,8 +5,9 @@ import argparse
 from ..errors import DCGANError
 from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, image_count, number
 
+# compared as the recipe the run trained with
 RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
-                'lr_decay', 'lr_decay_images', 'sample_batch_stats')  # compared as the recipe the run trained with
+                'lr_decay', 'lr_decay_images', 'sample_batch_stats')
 
 
 def augment_ops(text):
