@@ -258,10 +258,7 @@ class Run:
         else:
             X, Z = X.as_in_ctx(self.devices[0]), Z.as_in_ctx(self.devices[0])
         if self.recipe.lr_decay_images:  # not an mx.lr_scheduler: those count updates, not
-            # images, and refuse the set_learning_rate of a rollback
-            factor = self.recipe.lr_factor(self.state.images_seen)
-            for trainer, rate in zip((self.trainer_D, self.trainer_G), self.state.lrs()):
-                trainer.set_learning_rate(rate * factor)
+            self.apply_lrs()  # images, and refuse the set_learning_rate of a rollback
         losses = train_step(X, Z, self.net_D, self.net_G, self.loss, self.trainer_D,
                             self.trainer_G, real_label=self.recipe.real_label, augment=augment)
         if self.ema:
@@ -281,8 +278,13 @@ class Run:
     def set_lr(self, lr, lr_G=None):
         """Set D's learning rate to `lr` and G's to `lr_G` (default: lr)."""
         self.state.lr, self.state.lr_G = lr, lr if lr_G is None else lr_G
+        self.apply_lrs()
+
+    def apply_lrs(self):
+        """Give the trainers the state's rates, as the recipe's decay has them now."""
+        factor = self.recipe.lr_factor(self.state.images_seen)
         for trainer, rate in zip((self.trainer_D, self.trainer_G), self.state.lrs()):
-            trainer.set_learning_rate(rate)
+            trainer.set_learning_rate(rate * factor)
 
     def check_finite(self):
         """Raise DCGANError if the run checkpoints and its weights are not finite."""
