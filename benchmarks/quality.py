@@ -6,6 +6,7 @@ images seen, up to the chapter's budget (20 epochs of the 40,597 Pokemon: 811,94
     python benchmarks/quality.py --data-dir DIR --budgets 1/16,1/8,1/4,1/2,1
     python benchmarks/quality.py --table                       # what --out holds
     python benchmarks/quality.py --figure docs/quality_curve.png --grids docs/quality_grids.png
+    python benchmarks/quality.py --recipes book,improved --figure curve.png  # only these two
 
 Every (recipe, seed) is one run of the command line's `train` with the chapter's settings
 (batch 256, widths 64, lr 0.005, latent 100; --width and --batch-size for smaller sweeps) and
@@ -53,11 +54,29 @@ RECIPES['lr0.0005+avg0.02'] = ['--lr-D', '0.0005', '--lr-G', '0.0005'] + RAMPED
 RECIPES['decay50k+avg0.02'] = ['--lr-decay', '0.1', '--lr-decay-images', '50000'] + RAMPED
 
 
+def recipe_of(name):
+    """The d2l_dcgan.recipes.Recipe that `train` runs with RECIPES[name]'s flags."""
+    from d2l_dcgan.commands.recipe_flags import train_recipe
+    from d2l_dcgan.commands.train import train_parser
+    return train_recipe(train_parser().parse_args(RECIPES[name]))
+
+
+def label(name):
+    """The recipe's name in the figures: --recipe's, where its flags make one of them."""
+    from d2l_dcgan.recipes import RECIPES as TRAIN_RECIPES
+    if name in TRAIN_RECIPES:
+        return f'--recipe {name}'
+    same = [n for n, recipe in TRAIN_RECIPES.items() if recipe == recipe_of(name)]
+    return f'{name} (= --recipe {same[0]})' if same else name
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--data-dir', help='an ImageFolder root of real images (required to train)')
-    p.add_argument('--recipes', default='book,improved', help=', '.join(RECIPES))
+    p.add_argument('--recipes', help='comma-separated, of ' + ', '.join(RECIPES) + ': the ones '
+                   'to train (default: book,improved); without --data-dir, the ones --figure '
+                   'and --grids draw (default: all in --out)')
     p.add_argument('--seeds', default='0,1', help='comma-separated seeds')
     p.add_argument('--budgets', default='1/16,1/8,1/4',
                    help="fractions of the chapter's 811,940 training images")
@@ -74,7 +93,9 @@ def parse_args(argv=None):
     p.add_argument('--figure', help='write the SWD curves of --out to this PNG')
     p.add_argument('--grids', help='write the recipes\' samples side by side at each budget '
                    '(seed 0, or the first measured) to this PNG')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.names = [n.strip() for n in (args.recipes or '').split(',') if n.strip()]
+    return args
 
 
 def fraction(text):
@@ -183,7 +204,7 @@ def sweep(args):
     if 'real_vs_real' not in results:
         results['real_vs_real'], results['real_vs_real_images'] = real_floor(images, args.samples)
     budgets = sorted({fraction(b) for b in args.budgets.split(',') if b.strip()})
-    for name in [n.strip() for n in args.recipes.split(',') if n.strip()]:
+    for name in args.names or ['book', 'improved']:
         for seed in [int(s) for s in args.seeds.split(',')]:
             key = f'{name}/{seed}'
             run = results['runs'].setdefault(key, {'recipe': name, 'seed': seed,
@@ -242,7 +263,7 @@ def print_table(results):
               + f" | {r['mean']:.1f} | {ratio} | {r['train_minutes']:.1f} |")
 
 
-def draw_curves(results, path):
+def draw_curves(results, path, names):
     """SWD against images seen: each seed a thin line, each recipe's mean a thick one."""
     import matplotlib
     matplotlib.use('Agg')
@@ -250,16 +271,15 @@ def draw_curves(results, path):
     from d2l_dcgan.plot import save_figure
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = dict(zip(RECIPES, plt.cm.tab10.colors))  # book blue, improved orange
-    for name in RECIPES:
+    for name in names:
         runs = [r for r in results['runs'].values() if r['recipe'] == name and r['points']]
         for run in runs:
             ax.plot([p['images'] for p in run['points']], [p['swd'] for p in run['points']],
                     color=colours[name], lw=0.8, alpha=0.5, marker='.')
         means = [r for r in results['table'] if r['recipe'] == name]
         if means:
-            label = f'--recipe {name}' if name in ('book', 'improved') else name
             ax.plot([r['images'] for r in means], [r['mean'] for r in means],
-                    color=colours[name], lw=2.5, label=f'{label} (mean of seeds)')
+                    color=colours[name], lw=2.5, label=f'{label(name)} (mean of seeds)')
     if 'real_vs_real' in results:
         ax.axhline(results['real_vs_real'], color='grey', ls=':', lw=1,
                    label='two disjoint real sets')
@@ -275,7 +295,7 @@ def draw_curves(results, path):
     print(f'wrote {path}')
 
 
-def draw_grids(args, results, path):
+def draw_grids(args, results, path, names):
     """Each budget a row: the recipes' samples side by side, from the same noise (one seed)."""
     import matplotlib
     matplotlib.use('Agg')
@@ -284,7 +304,7 @@ def draw_grids(args, results, path):
     from d2l_dcgan.plot import save_figure
     seeds = sorted({r['seed'] for r in results['runs'].values()})
     seed = 0 if 0 in seeds else seeds[0]
-    names = [n for n in RECIPES if f'{n}/{seed}' in results['runs']]
+    names = [n for n in names if f'{n}/{seed}' in results['runs']]
     epochs = sorted({p['epoch'] for n in names for p in results['runs'][f'{n}/{seed}']['points']})
     fig, axes = plt.subplots(len(epochs), len(names), figsize=(5 * len(names), 5 * len(epochs)),
                              squeeze=False)
@@ -298,8 +318,7 @@ def draw_grids(args, results, path):
             if point is None or not os.path.exists(png):
                 continue
             ax.imshow(mpimg.imread(png))
-            label = f'--recipe {name}' if name in ('book', 'improved') else name
-            ax.set_title(f"{label}, {point['images']:,} images "
+            ax.set_title(f"{label(name)}, {point['images']:,} images "
                          f"({share(point['images'])} of the chapter's): "
                          f"SWD {point['swd']:.1f}", fontsize=9)
     fig.suptitle(f'seed {seed}: the same noise for every recipe', fontsize=10)
@@ -310,21 +329,21 @@ def draw_grids(args, results, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    unknown = [n for n in args.names if n not in RECIPES]
+    if unknown:
+        sys.exit(f'unknown recipes {unknown}; choose from {", ".join(RECIPES)}')
     if args.table or not args.data_dir:  # what --out holds: the table, figures
         results = load(args.out)
         if results is None:
             sys.exit(f'{args.out} does not exist: run the sweep first (--data-dir DIR, the '
                      f'real images to train on)')
     else:
-        unknown = [n for n in args.recipes.split(',') if n.strip() not in RECIPES]
-        if unknown:
-            sys.exit(f'unknown recipes {unknown}; choose from {", ".join(RECIPES)}')
         results = sweep(args)
     print_table(results)
     if args.figure:
-        draw_curves(results, args.figure)
+        draw_curves(results, args.figure, args.names or list(RECIPES))
     if args.grids:
-        draw_grids(args, results, args.grids)
+        draw_grids(args, results, args.grids, args.names or list(RECIPES))
     return 0
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from PIL import Image
 
 from d2l_dcgan import make_sprites
 from test_recipes import ENV, REPO_ROOT
@@ -57,6 +58,10 @@ def test_each_budget_is_measured_once_per_run(sprites, tmp_path):
         '--figure', str(tmp_path / 'curve.png'), '--grids', str(tmp_path / 'grids.png')])
     assert ', SWD ' not in again and 'continuing' not in again  # nothing trained again
     assert (tmp_path / 'curve.png').stat().st_size and (tmp_path / 'grids.png').stat().st_size
+    sweep([sys.executable, 'benchmarks/quality.py', '--out', str(tmp_path / 'quality.json'),
+           '--recipes', 'book', '--grids', str(tmp_path / 'book.png')])  # drawn from --out alone
+    widths = [Image.open(tmp_path / f).size[0] for f in ('grids.png', 'book.png')]
+    assert widths[1] * 2 == widths[0]  # one column of samples, not two
 
 
 def test_a_killed_sweep_continues_to_the_numbers_of_one_not_killed(sprites, tmp_path):
