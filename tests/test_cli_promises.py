@@ -343,9 +343,9 @@ def test_resume_compares_recipe_flags_with_the_recipe_that_ran(small, tmp_path, 
     assert code == 0, err
     code, out_, err = call(capfd, cli.train_main, '--resume', out, '--num-epochs', '2',
                            '--ema-halflife', '0')
-    assert_one_line_error(code, out_, err, '--ema-halflife is 256 there')
+    assert_one_line_error(code, out_, err, '--ema-halflife is 10000 there')
     code, _, err = call(capfd, cli.train_main, '--resume', out, '--num-epochs', '2',
-                        '--ema-halflife', '256')
+                        '--ema-halflife', '10000')
     assert code == 0, err
 
 

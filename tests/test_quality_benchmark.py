@@ -11,7 +11,11 @@ import pytest
 from PIL import Image
 
 from d2l_dcgan import make_sprites
+from d2l_dcgan.recipes import RECIPES
 from test_recipes import ENV, REPO_ROOT
+
+sys.path.insert(0, os.path.join(REPO_ROOT, 'benchmarks'))
+import quality  # noqa: E402  (benchmarks/ is not a package)
 
 
 @pytest.fixture(scope='module')
@@ -86,3 +90,12 @@ def test_a_killed_sweep_continues_to_the_numbers_of_one_not_killed(sprites, tmp_
     keys = ('epoch', 'images', 'swd', 'swd_levels', 'loss_D', 'loss_G')
     assert [{k: p[k] for k in keys} for p in points(killed)] == \
         [{k: p[k] for k in keys} for p in points(straight)]
+
+
+def test_the_candidate_the_widths_64_sweep_measured_is_the_improved_recipe():
+    """docs/quality.md's curve of lr0.0005+avg0.02 is the curve of --recipe improved."""
+    assert quality.recipe_of('lr0.0005+avg0.02') == RECIPES['improved']
+    assert quality.label('lr0.0005+avg0.02') == 'lr0.0005+avg0.02 (= --recipe improved)'
+    assert quality.recipe_of('decay50k+avg0.02') != RECIPES['improved']
+    assert quality.label('decay50k+avg0.02') == 'decay50k+avg0.02'
+    assert quality.label('book') == '--recipe book'

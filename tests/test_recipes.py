@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import mxnet as mx
 import numpy as onp
@@ -14,9 +15,9 @@ from mxnet import autograd, gluon, init, np
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        train)
 from d2l_dcgan.commands.resume import RECIPE_FLAGS, RUN_SETTINGS
-from d2l_dcgan.commands.recipe_flags import train_recipe
+from d2l_dcgan.commands.recipe_flags import lr_over_recipe, train_recipe
 from d2l_dcgan.commands.train import train_parser
-from d2l_dcgan.flags import seed_everything
+from d2l_dcgan.flags import given_flags, seed_everything
 from d2l_dcgan import checkpoint as ckpt
 from d2l_dcgan import run as run_module
 from d2l_dcgan.model import sample
@@ -399,6 +400,8 @@ def test_recipe_flags_override_the_recipe():
     assert recipe.label_smoothing == 0.2 and recipe.augment == AUGMENTS
     assert recipe.lr_G == 0.001 and recipe.sample_batch_stats is False
     assert recipe.ema_halflife == RECIPES['improved'].ema_halflife
+    no_average = train_recipe(parser.parse_args(['--recipe', 'improved', '--ema-halflife', '0']))
+    assert no_average == replace(RECIPES['improved'], ema_halflife=0, ema_rampup=0.0)
     assert train_recipe(parser.parse_args([])) == Recipe()
     assert train_recipe(parser.parse_args(['--augment', 'none'])) == Recipe()
     assert train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
@@ -408,6 +411,22 @@ def test_recipe_flags_override_the_recipe():
         'lr_decay', 'lr_decay_images', 'sample_batch_stats'}
     decay = train_recipe(parser.parse_args(['--lr-decay', '0.1', '--lr-decay-images', '50k']))
     assert (decay.lr_decay, decay.lr_decay_images) == (0.1, 50_000)
+
+
+def test_an_lr_given_with_improved_is_both_nets_rate():
+    def recipe(*argv):
+        args = train_parser().parse_args(argv)
+        lr_over_recipe(args, given_flags(train_parser, argv))
+        return train_recipe(args).lrs(args.lr)
+    improved = RECIPES['improved']
+    assert improved.lr_D is not None and improved.lr_G is not None  # its own rates ...
+    assert recipe('--recipe', 'improved') == (improved.lr_D, improved.lr_G)
+    assert recipe('--recipe', 'improved', '--lr', '0.001') == (0.001, 0.001)  # ... unless --lr
+    assert recipe('--recipe', 'improved', '--lr', '0.001', '--lr-G', '0.002') == (0.001, 0.002)
+    assert recipe('--lr', '0.001') == (0.001, 0.001)
+    args = train_parser().parse_args(['--lr', '0.001'])
+    lr_over_recipe(args, {'lr'})
+    assert train_recipe(args) == Recipe()  # the book's recipe records no rates of its own
 
 
 def _cli(*args):

@@ -60,11 +60,22 @@ def add_recipe_flags(group):
                        help='sample with the running averages, whatever --recipe says')
 
 
+def lr_over_recipe(args, given):
+    """A --lr given with a --recipe that sets the nets' rates is both nets' rate, as asked
+    (--lr-D and --lr-G given still set their net's)."""
+    from ..recipes import RECIPES
+    if 'lr' in given:
+        for key in ('lr_D', 'lr_G'):
+            if getattr(RECIPES[args.recipe], key) is not None and getattr(args, key) is None:
+                setattr(args, key, args.lr)
+
+
 def train_recipe(args):
     """The recipes.Recipe of --recipe with the flags given on top."""
     from ..recipes import RECIPES
-    return RECIPES[args.recipe].override(
-        ema_halflife=args.ema_halflife, ema_rampup=args.ema_rampup,
+    rampup = 0.0 if args.ema_halflife == 0 and args.ema_rampup is None else args.ema_rampup
+    return RECIPES[args.recipe].override(  # no average: none of --recipe's ramp-up either
+        ema_halflife=args.ema_halflife, ema_rampup=rampup,
         label_smoothing=args.label_smoothing,
         augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
         lr_decay_images=args.lr_decay_images,

@@ -12,10 +12,11 @@ from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGA
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
                      command_line, epochs_for, given_flags, image_count, load_data, number,
                      run_command, save_params, seed_everything, write_json)
-from .recipe_flags import add_recipe_flags, train_recipe
+from .recipe_flags import add_recipe_flags, lr_over_recipe, train_recipe
 
 
 def train_parser(prog=None):
+    from ..recipes import RECIPES
     p = Parser(prog=prog, description=(
         'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
         'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
@@ -37,7 +38,8 @@ def train_parser(prog=None):
     model.add_argument('--batch-size', type=POSITIVE_INT, default=256,
                        help='images per step')
     model.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005,
-                       help='Adam\'s learning rate, both nets')
+                       help='Adam\'s learning rate, both nets (the improved recipe\'s: '
+                            f'{RECIPES["improved"].lr_G:g} unless given)')
     model.add_argument('--latent-dim', type=POSITIVE_INT, default=100,
                        help='length of the noise vectors Z')
     model.add_argument('--n-G', dest='n_G', type=POSITIVE_INT, default=64,
@@ -298,10 +300,13 @@ def train_main(argv=None, prog=None):
     from .resume import resume_settings
     argv = sys.argv[1:] if argv is None else list(argv)
     args = train_parser(prog).parse_args(argv)
+    given = given_flags(lambda: train_parser(prog), argv)
     if args.resume:
         try:
-            args = resume_settings(args, given_flags(lambda: train_parser(prog), argv))
+            args = resume_settings(args, given)
         except DCGANError as e:
             print(f'error: {one_line(str(e))}', file=sys.stderr)
             return 2
+    else:
+        lr_over_recipe(args, given)
     return run_command(run_train, args, resume_hint)
