@@ -318,7 +318,7 @@ def draw_grids(args, results, path, names):
             if point is None or not os.path.exists(png):
                 continue
             ax.imshow(mpimg.imread(png))
-            ax.set_title(f"{label(name)}, {point['images']:,} images "
+            ax.set_title(f"{label(name)}\n{point['images']:,} images "
                          f"({share(point['images'])} of the chapter's): "
                          f"SWD {point['swd']:.1f}", fontsize=9)
     fig.suptitle(f'seed {seed}: the same noise for every recipe', fontsize=10)
