@@ -70,7 +70,8 @@ def label(name):
     from d2l_dcgan.recipes import RECIPES as TRAIN_RECIPES
     if name in TRAIN_RECIPES:
         return f'--recipe {name}'
-    same = [n for n, recipe in TRAIN_RECIPES.items() if recipe == recipe_of(name)]
+    mine = recipe_of(name)
+    same = [n for n, recipe in TRAIN_RECIPES.items() if recipe == mine]
     return f'{name} (= --recipe {same[0]})' if same else name
 
 
