@@ -122,6 +122,23 @@ def test_resume_with_recovery_flags_given_applies_them(run_copy, capfd):
     assert (settings['keep_checkpoints'], settings['on_divergence']) == (2, 'stop')
 
 
+def test_resume_keeps_the_recipe_the_run_trained_with(small, tmp_path, capfd, monkeypatch):
+    from d2l_dcgan.recipes import RECIPES, Recipe
+    out = tmp_path / 'run'
+    today = RECIPES['improved']
+    older = Recipe(ema_halflife=256, lr_D=0.001, lr_G=0.001)
+    monkeypatch.setitem(RECIPES, 'improved', older)  # the recipe as an older version defined it
+    code, _, err = call(capfd, cli.train_main, '--data-dir', small / 'small', '--out-dir', out,
+                        '--recipe', 'improved', '--num-epochs', '1', *TINY)
+    assert code == 0, err
+    monkeypatch.setitem(RECIPES, 'improved', today)
+    code, out_text, err = call(capfd, cli.train_main, '--resume', out, '--num-epochs', '2')
+    assert code == 0, err
+    assert f'recipe: {older.describe()}\n' in out_text
+    assert Recipe.from_json(metrics(out)['recipe']) == older
+    assert [e['epoch'] for e in metrics(out)['epochs']] == [1, 2]
+
+
 def test_resume_refuses_another_out_dir(small, tmp_path, capfd):
     other = tmp_path / 'other'
     code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--out-dir', other,

@@ -58,6 +58,13 @@ def epochs_done(run_dir):
     return max((r['epoch'] for r in checkpoint_history(run_dir)), default=0)
 
 
+def run_recipe(run_dir):
+    """The recipe the run in `run_dir` trained with, as its metrics.json recorded it: a run
+    continues with it, whatever --recipe's techniques are today."""
+    from ..recipes import Recipe
+    return Recipe.from_json(read_run(run_dir).get('recipe'))  # none recorded: the book's
+
+
 def check_recipe(args, given, saved):
     """A recipe flag given with --resume must give the recipe the run trained with."""
     from ..recipes import Recipe

@@ -249,7 +249,7 @@ def run_train(args):
     from ..model import discriminator, generator
     from ..plot import GANAnimator
     from ..run import fit, fixed_noise
-    from .resume import images_fingerprint
+    from .resume import images_fingerprint, run_recipe
 
     devices = pick_devices(args)
     out = check_out_dir(args.out_dir)
@@ -257,7 +257,7 @@ def run_train(args):
     with RunFolder(out):
         check_run_folder(out, args.resume)  # again, now that the folder is ours alone
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-        recipe = train_recipe(args)
+        recipe = run_recipe(args.resume) if args.resume else train_recipe(args)  # kept
         print(f'recipe: {recipe.describe()}')
         seed_everything(seed)
         data_dir, images, data_iter, skipped = load_data(args)
