@@ -40,6 +40,8 @@ class Recipe:
     lr_decay_images: int = 0  # ... over this many training images, then stay
     # Isola et al. 2017 (pix2pix, sec. 3.3): test-time BatchNorm with the test batch's statistics
     sample_batch_stats: bool = False
+    # more steps for the same images: at small budgets a low rate is short of steps, not images
+    batch_size: Optional[int] = None  # train's unless --batch-size is given (fit: data_iter's)
 
     def __post_init__(self):
         ops = tuple(self.augment.split(',') if isinstance(self.augment, str) else self.augment)
@@ -67,6 +69,10 @@ class Recipe:
                 and 0 < self.lr_decay <= 1):
             raise DCGANError(f'lr_decay must be in (0, 1] and lr_decay_images a whole number '
                              f'>= 0, got {self.lr_decay!r} and {self.lr_decay_images!r}')
+        if self.batch_size is not None and not (isinstance(self.batch_size, int)
+                                                and self.batch_size > 0):
+            raise DCGANError(f'batch_size must be a whole number > 0 or None, got '
+                             f'{self.batch_size!r}')
         if (self.lr_decay < 1) != (self.lr_decay_images > 0):
             raise DCGANError('lr_decay and lr_decay_images go together: the rates fall to '
                              'lr_decay of their start over lr_decay_images images')
@@ -109,7 +115,8 @@ class Recipe:
                                           ('label_smoothing', self.label_smoothing),
                                           ('lr_D', self.lr_D), ('lr_G', self.lr_G),
                                           ('lr_decay', self.lr_decay_images and self.lr_decay),
-                                          ('lr_decay_images', self.lr_decay_images)) if v]
+                                          ('lr_decay_images', self.lr_decay_images),
+                                          ('batch_size', self.batch_size)) if v]
         if self.augment:
             parts.append('augment ' + ','.join(self.augment))
         if self.sample_batch_stats:
@@ -119,10 +126,11 @@ class Recipe:
 
 RECIPES = {
     'book': Recipe(),
-    # both nets at the chapter's TensorFlow tab's rate, and G's weight average, its half-life
-    # ramped up to 10,000 images: 0.70x the book's SWD at 1/4 of the chapter's images, 0.92x at
-    # 1/8, 1.12x at 1/16 (widths 64, 2 seeds; benchmarks/quality-w64.json, docs/quality.md)
-    'improved': Recipe(ema_halflife=10_000, ema_rampup=0.02, lr_D=0.0005, lr_G=0.0005),
+    # both nets at the chapter's TensorFlow tab's rate, G's weight average, its half-life ramped
+    # up to 10,000 images, and 4x the steps of batch 256: 0.60x the book's SWD at 1/16 of the
+    # chapter's images (widths 64, 2 seeds; benchmarks/quality-w64.json, docs/quality.md)
+    'improved': Recipe(ema_halflife=10_000, ema_rampup=0.02, lr_D=0.0005, lr_G=0.0005,
+                       batch_size=64),
 }
 
 

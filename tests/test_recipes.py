@@ -15,7 +15,7 @@ from mxnet import autograd, gluon, init, np
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        train)
 from d2l_dcgan.commands.resume import RECIPE_FLAGS, RUN_SETTINGS
-from d2l_dcgan.commands.recipe_flags import lr_over_recipe, train_recipe
+from d2l_dcgan.commands.recipe_flags import recipe_defaults, train_recipe
 from d2l_dcgan.commands.train import train_parser
 from d2l_dcgan.flags import given_flags, seed_everything
 from d2l_dcgan import checkpoint as ckpt
@@ -401,7 +401,8 @@ def test_recipe_flags_override_the_recipe():
     assert recipe.lr_G == 0.001 and recipe.sample_batch_stats is False
     assert recipe.ema_halflife == RECIPES['improved'].ema_halflife
     no_average = train_recipe(parser.parse_args(['--recipe', 'improved', '--ema-halflife', '0']))
-    assert no_average == replace(RECIPES['improved'], ema_halflife=0, ema_rampup=0.0)
+    assert no_average == replace(RECIPES['improved'], ema_halflife=0, ema_rampup=0.0,
+                                 batch_size=256)  # the parser's (recipe_defaults sets 64)
     assert train_recipe(parser.parse_args([])) == Recipe()
     assert train_recipe(parser.parse_args(['--augment', 'none'])) == Recipe()
     assert train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
@@ -416,7 +417,7 @@ def test_recipe_flags_override_the_recipe():
 def test_an_lr_given_with_improved_is_both_nets_rate():
     def recipe(*argv):
         args = train_parser().parse_args(argv)
-        lr_over_recipe(args, given_flags(train_parser, argv))
+        recipe_defaults(args, given_flags(train_parser, argv))
         return train_recipe(args).lrs(args.lr)
     improved = RECIPES['improved']
     assert improved.lr_D is not None and improved.lr_G is not None  # its own rates ...
@@ -425,8 +426,23 @@ def test_an_lr_given_with_improved_is_both_nets_rate():
     assert recipe('--recipe', 'improved', '--lr', '0.001', '--lr-G', '0.002') == (0.001, 0.002)
     assert recipe('--lr', '0.001') == (0.001, 0.001)
     args = train_parser().parse_args(['--lr', '0.001'])
-    lr_over_recipe(args, {'lr'})
+    recipe_defaults(args, {'lr'})
     assert train_recipe(args) == Recipe()  # the book's recipe records no rates of its own
+
+
+def test_improved_trains_with_its_own_batch_size_unless_one_is_given():
+    def batch_sizes(*argv):  # (the run's batch size, the one its recipe records)
+        args = train_parser().parse_args(argv)
+        recipe_defaults(args, given_flags(train_parser, argv))
+        return args.batch_size, train_recipe(args).batch_size
+    assert RECIPES['improved'].batch_size == 64
+    assert batch_sizes() == (256, None)  # the chapter's, and the book's recipe has none
+    assert batch_sizes('--batch-size', '64') == (64, None)
+    assert batch_sizes('--recipe', 'improved') == (64, 64)
+    assert batch_sizes('--recipe', 'improved', '--batch-size', '256') == (256, 256)
+    assert 'batch_size 64' in RECIPES['improved'].describe()
+    with pytest.raises(DCGANError, match='batch_size must be a whole number > 0'):
+        Recipe(batch_size=0)
 
 
 def _cli(*args):
@@ -444,12 +460,12 @@ def test_cli_improved_writes_the_average_and_generate_reads_it(tmp_path):
     assert r.returncode == 0, r.stderr
     metrics = json.load(open(out / 'metrics.json'))
     assert metrics['settings']['recipe'] == 'improved'
-    assert Recipe.from_json(metrics['recipe']) == RECIPES['improved']
+    assert Recipe.from_json(metrics['recipe']) == replace(RECIPES['improved'], batch_size=16)
     assert RECIPES['improved'].ema_halflife  # the improved recipe averages the generator
     assert (out / 'net_G_ema.params').is_file()
     resumed = _cli('train', '--resume', out, '--num-epochs', 2, '--no-progress')
     assert resumed.returncode == 0, resumed.stderr
-    assert 'recipe: ' + RECIPES['improved'].describe() in resumed.stdout
+    assert 'recipe: ' + replace(RECIPES['improved'], batch_size=16).describe() in resumed.stdout
     assert len(json.load(open(out / 'metrics.json'))['epochs']) == 2
     refused = _cli('train', '--resume', out, '--num-epochs', 3, '--recipe', 'book')
     assert refused.returncode == 2 and "--recipe is 'improved' there" in refused.stderr

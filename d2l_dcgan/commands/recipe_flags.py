@@ -60,13 +60,16 @@ def add_recipe_flags(group):
                        help='sample with the running averages, whatever --recipe says')
 
 
-def lr_over_recipe(args, given):
-    """A --lr given with a --recipe that sets the nets' rates is both nets' rate, as asked
-    (--lr-D and --lr-G given still set their net's)."""
+def recipe_defaults(args, given):
+    """What --recipe sets unless given: its batch size, and its nets' rates, which a --lr given
+    replaces for both (--lr-D and --lr-G given still set their net's)."""
     from ..recipes import RECIPES
+    recipe = RECIPES[args.recipe]
+    if recipe.batch_size and 'batch_size' not in given:
+        args.batch_size = recipe.batch_size
     if 'lr' in given:
         for key in ('lr_D', 'lr_G'):
-            if getattr(RECIPES[args.recipe], key) is not None and getattr(args, key) is None:
+            if getattr(recipe, key) is not None and getattr(args, key) is None:
                 setattr(args, key, args.lr)
 
 
@@ -79,4 +82,5 @@ def train_recipe(args):
         label_smoothing=args.label_smoothing,
         augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
         lr_decay_images=args.lr_decay_images,
-        sample_batch_stats=args.sample_batch_stats)
+        sample_batch_stats=args.sample_batch_stats,
+        batch_size=args.batch_size if RECIPES[args.recipe].batch_size else None)  # what ran

@@ -12,7 +12,7 @@ from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGA
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
                      command_line, epochs_for, given_flags, image_count, load_data, number,
                      run_command, save_params, seed_everything, write_json)
-from .recipe_flags import add_recipe_flags, lr_over_recipe, train_recipe
+from .recipe_flags import add_recipe_flags, recipe_defaults, train_recipe
 
 
 def train_parser(prog=None):
@@ -36,7 +36,8 @@ def train_parser(prog=None):
                              'the first whole epoch at or past it (the chapter\'s run: '
                              f'{CHAPTER_IMAGES:,})')
     model.add_argument('--batch-size', type=POSITIVE_INT, default=256,
-                       help='images per step')
+                       help='images per step (the improved recipe\'s: '
+                            f'{RECIPES["improved"].batch_size} unless given)')
     model.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005,
                        help='Adam\'s learning rate, both nets (the improved recipe\'s: '
                             f'{RECIPES["improved"].lr_G:g} unless given)')
@@ -308,5 +309,5 @@ def train_main(argv=None, prog=None):
             print(f'error: {one_line(str(e))}', file=sys.stderr)
             return 2
     else:
-        lr_over_recipe(args, given)
+        recipe_defaults(args, given)
     return run_command(run_train, args, resume_hint)
