@@ -10,12 +10,13 @@ images seen, up to the chapter's budget (20 epochs of the 40,597 Pokemon: 811,94
 
 Every (recipe, seed) is one run of the command line's `train` with the chapter's settings
 (batch 256, widths 64, lr 0.005, latent 100; --width and --batch-size for smaller sweeps) and
-the recipe's flags (a recipe's own batch size, as improved's 64, wins), in WORK/RECIPE-seedS. It trains epoch after epoch (a checkpoint each) to the
-first budget, is measured, and continues with --resume to the next. A budget F is the first
-whole epoch at or past F x 811,940 images. A measurement: the SWD (x1e3, the mean of the 64,
-32 and 16 px levels) between 1,024 images generated as the recipe samples (its weight average
-where it has one) and 1,024 real ones, and a copy of that epoch's 64 samples of the seed's
-fixed noise (the same noise for every recipe).
+the recipe's flags (a recipe's own batch size, as improved's 64, wins), in WORK/RECIPE-seedS.
+It trains epoch after epoch (a checkpoint each) to the first budget, is measured, and
+continues with --resume to the next. A budget F is the first whole epoch at or past F x 811,940
+images. A measurement: the SWD (x1e3, the mean of the 64, 32 and 16 px levels) between 1,024
+images generated as the recipe samples (its weight average where it has one) and 1,024 real
+ones, and a copy of that epoch's 64 samples of the seed's fixed noise (the same noise for every
+recipe).
 
 Results go to --out after every measurement. A sweep that is killed or runs out of time is
 continued by the same command: measurements done are kept, and each run goes on from its last
@@ -271,9 +272,10 @@ def table(results):
 
 def print_table(results):
     s = results['settings']
+    floor = results.get('real_vs_real', float('nan'))
     print(f"{s['num_images']:,} images of {s['data_dir']}, widths {s['width']}, batch "
-          f"{s['batch_size']} (a recipe's own where it has one); SWD x1e3 of {s['samples']:,} generated vs as many real (two "
-          f"disjoint real sets: {results.get('real_vs_real', float('nan')):.1f})")
+          f"{s['batch_size']} (a recipe's own where it has one); SWD x1e3 of {s['samples']:,} "
+          f"generated vs as many real (two disjoint real sets: {floor:.1f})")
     print("| images seen | of the chapter's | recipe | SWD per seed | mean | / book | "
           "training min (mean) |")
     print('| --- | --- | --- | --- | --- | --- | --- |')
@@ -309,7 +311,7 @@ def draw_curves(results, path, names):
     ax.set_ylabel('SWD x1e3 to the data (lower is better)')
     s = results['settings']
     ax.set_title(f"{s['num_images']:,} real images, widths {s['width']}, batch "
-                 f"{s['batch_size']} (improved: its own)", fontsize=10)
+                 f"{s['batch_size']} (or a recipe's own)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
