@@ -53,7 +53,7 @@ RAMPED = ['--ema-halflife', '10000', '--ema-rampup', '0.02']
 RECIPES['lr0.0005+avg0.02'] = ['--lr-D', '0.0005', '--lr-G', '0.0005'] + RAMPED
 # lr0.0005 lost to the book at 1/16 (widths 64): the book's rate first, falling to 0.0005 by 50k
 RECIPES['decay50k+avg0.02'] = ['--lr-decay', '0.1', '--lr-decay-images', '50000'] + RAMPED
-# improved (lr0.0005+avg0.02) lost to the book at 1/16 (1.12x): a faster start, 0.002 falling to
+# improved of then (lr0.0005+avg0.02) lost to the book at 1/16 (1.12x): a faster start, 0.002 to
 # improved's 0.0005 by 100,000 images (1/8), 2.5x below the rate whose decay let D win above
 RECIPES['decay100k+lr0.002+avg0.02'] = ['--lr', '0.002', '--lr-decay', '0.25',
                                         '--lr-decay-images', '100000'] + RAMPED
