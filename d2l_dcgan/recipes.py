@@ -32,6 +32,9 @@ class Recipe:
     label_smoothing: float = 0.0  # D's target for real images is 1 - this; 0: the book's 1
     # Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"
     augment: tuple = ()  # ops of AUGMENTS on every image D sees, real and generated
+    # Karras et al. 2020 (ADA): each op on each image with a chance p; here p ramps up with the
+    # images seen, as augmenting from the start slows G early, before D has anything to overfit
+    augment_ramp: int = 0  # images over which p rises linearly from 0 to 1; 0: p is always 1
     # Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule" (TTUR)
     lr_D: Optional[float] = None  # None: fit's lr
     lr_G: Optional[float] = None  # None: fit's lr
@@ -51,6 +54,11 @@ class Recipe:
             raise DCGANError(f'augment takes distinct ops of {", ".join(AUGMENTS)}; got '
                              f'{",".join(ops)}')
         object.__setattr__(self, 'augment', tuple(op for op in AUGMENTS if op in ops))
+        if not (isinstance(self.augment_ramp, int) and self.augment_ramp >= 0):
+            raise DCGANError(f'augment_ramp must be a whole number of images >= 0, got '
+                             f'{self.augment_ramp!r}')
+        if self.augment_ramp and not self.augment:
+            raise DCGANError('augment_ramp ramps up the augmentation: it needs augment')
         if not (0 <= self.label_smoothing < 1):
             raise DCGANError(f'label_smoothing must be in [0, 1), got {self.label_smoothing}')
         if not (isinstance(self.ema_halflife, int) and self.ema_halflife >= 0):
@@ -90,6 +98,10 @@ class Recipe:
         """(D's, G's) learning rates, given fit's `lr`."""
         return tuple(lr if v is None else v for v in (self.lr_D, self.lr_G))
 
+    def augment_chance(self, images_seen):
+        """The chance p that an op augments an image, after `images_seen` images."""
+        return min(1.0, images_seen / self.augment_ramp) if self.augment_ramp else 1.0
+
     def lr_factor(self, images_seen):
         """The share of their start the learning rates are at after `images_seen` images."""
         if self.lr_decay == 1:
@@ -119,6 +131,8 @@ class Recipe:
                                           ('batch_size', self.batch_size)) if v]
         if self.augment:
             parts.append('augment ' + ','.join(self.augment))
+        if self.augment_ramp:
+            parts.append(f'augment_ramp {self.augment_ramp}')
         if self.sample_batch_stats:
             parts.append('sample_batch_stats')
         return ', '.join(parts) or "the book's"
@@ -137,11 +151,12 @@ RECIPES = {
 
 # ------------------------------------------------------------------- differentiable augmentation
 
-def augment_params(rng, ops, n, height, width):
+def augment_params(rng, ops, n, height, width, chance=1.0):
     """Zhao et al.'s random parameters for `n` images as float32 NumPy arrays (their
     DiffAugment_pytorch.py): brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast
     x U(0.5, 1.5); a translation by whole pixels up to 1/8 of the size, zeros shifted in; a
-    cutout of half the size at a random centre."""
+    cutout of half the size at a random centre. With `chance` < 1 each op is applied to each
+    image with that chance, as in ADA; the others get the op's identity."""
     params = {}
     if 'color' in ops:
         params['brightness'] = rng.random((n, 1, 1, 1), dtype='float32') - 0.5
@@ -161,7 +176,17 @@ def augment_params(rng, ops, n, height, width):
                 box.append(slice(max(centre - size // 2, 0), max(centre - size // 2 + size, 0)))
             mask[(i, 0) + tuple(box)] = 0
         params['mask'] = mask
+    if chance < 1:  # drawn after the parameters: with chance 1 the draws are those of before
+        skip = {op: rng.random(n) >= chance for op in ops}
+        for op, key, identity in IDENTITIES:
+            if op in ops:
+                params[key][skip[op]] = identity
     return params
+
+
+# each parameter's value that leaves an image as it is
+IDENTITIES = (('color', 'brightness', 0), ('color', 'saturation', 1), ('color', 'contrast', 1),
+              ('translation', 'shift', 0), ('cutout', 'mask', 1))
 
 
 def _shift_matrices(shifts, size):
@@ -193,14 +218,15 @@ def diff_augment(X, params):
 
 
 class DiffAugment:
-    """The augmentation of one training step: every call draws new parameters from `rng`."""
+    """The augmentation of one training step: every call draws new parameters from `rng`,
+    each op applied to each image with `chance`."""
 
-    def __init__(self, ops, rng):
-        self.ops, self.rng = ops, rng
+    def __init__(self, ops, rng, chance=1.0):
+        self.ops, self.rng, self.chance = ops, rng, chance
 
     def __call__(self, X):
         n, _, height, width = X.shape
-        return diff_augment(X, augment_params(self.rng, self.ops, n, height, width))
+        return diff_augment(X, augment_params(self.rng, self.ops, n, height, width, self.chance))
 
 
 # -------------------------------------------------------------------------------------- sampling

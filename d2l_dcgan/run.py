@@ -239,7 +239,8 @@ class Run:
         if not self.recipe.augment:
             return None
         return DiffAugment(self.recipe.augment,
-                           stream(self.state.seed, 'augment', self.state.epoch, step))
+                           stream(self.state.seed, 'augment', self.state.epoch, step),
+                           self.recipe.augment_chance(self.state.images_seen))
 
     def grid_noise(self):
         """The noise of this epoch's sample grid: fixed, or drawn anew as the book does."""

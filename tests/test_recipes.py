@@ -187,6 +187,43 @@ def test_augmentation_changes_the_loss_and_gradients_reach_G():
     assert any(not onp.allclose(g, h) for g, h in zip(grads[0], grads[1]))
 
 
+def test_a_chance_below_1_leaves_each_op_off_some_images():
+    """ADA's p: with chance 1 the draws of before; with 0 no image changes; with 0.5 each op is
+    on for some images and off (its identity) for the others, the drawn values kept where on."""
+    def params(chance):
+        return augment_params(onp.random.default_rng(3), AUGMENTS, 64, 16, 16, chance)
+    always = augment_params(onp.random.default_rng(3), AUGMENTS, 64, 16, 16)
+    assert all((params(1.0)[k] == v).all() for k, v in always.items())
+    never = params(0.0)
+    assert (never['brightness'] == 0).all() and (never['saturation'] == 1).all()
+    assert (never['contrast'] == 1).all() and (never['shift'] == 0).all()
+    assert (never['mask'] == 1).all()
+    X = np.array(onp.random.default_rng(4).uniform(-1, 1, (64, 3, 16, 16)).astype('float32'))
+    assert onp.allclose(diff_augment(X, never).asnumpy(), X.asnumpy(), atol=1e-6)
+    half = params(0.5)
+    for key, off in (('brightness', 0), ('saturation', 1), ('shift', 0), ('mask', 1)):
+        on = (half[key] != off).reshape(64, -1).any(axis=1)
+        assert 16 < on.sum() < 48  # about 32 of 64
+        assert (half[key][on] == always[key][on]).all()
+    colour, moved = (half['brightness'] != 0).ravel(), (half['shift'] != 0).any(axis=1)
+    assert (colour != moved).any()  # each op draws its own images
+
+
+def test_the_augment_ramp_raises_the_chance_with_the_images_seen():
+    ramp = Recipe(augment=AUGMENTS, augment_ramp=1000)
+    assert [ramp.augment_chance(n) for n in (0, 250, 1000, 5000)] == [0, 0.25, 1, 1]
+    assert Recipe(augment=AUGMENTS).augment_chance(0) == 1
+    run = Run.start(discriminator(8), generator(8), 0.005, LATENT, [mx.cpu()], seed=5,
+                    recipe=ramp)
+    run.state.images_seen = 600
+    assert run.augment(1).chance == 0.6
+    assert 'augment_ramp 1000' in ramp.describe()
+    with pytest.raises(DCGANError, match='augment_ramp ramps up the augmentation: it needs'):
+        Recipe(augment_ramp=1000)
+    with pytest.raises(DCGANError, match='augment_ramp must be a whole number'):
+        Recipe(augment=AUGMENTS, augment_ramp=-1)
+
+
 def test_each_step_augments_from_its_own_stream():
     def params(run, epoch, step):
         run.state.epoch = epoch
@@ -300,7 +337,7 @@ def _train(root, num_epochs, ckpt_dir, recipe, **kwargs):
 
 
 ALL = Recipe(ema_halflife=64, ema_rampup=0.5, label_smoothing=0.1, augment=AUGMENTS,
-             lr_G=0.002, lr_decay=0.5, lr_decay_images=64, sample_batch_stats=True)
+             augment_ramp=192, lr_G=0.002, lr_decay=0.5, lr_decay_images=64, sample_batch_stats=True)
 
 
 @pytest.fixture(scope='module')
@@ -392,7 +429,7 @@ def test_sampling_with_batch_statistics_leaves_the_running_averages(hybridize):
 
 # ------------------------------------------------------------------------------- command line
 
-def test_recipe_flags_override_the_recipe():
+def test_recipe_flags_override_the_recipe(monkeypatch):
     parser = train_parser()
     args = parser.parse_args(['--recipe', 'improved', '--label-smoothing', '0.2',
                               '--augment', '--lr-G', '0.001', '--no-sample-batch-stats'])
@@ -407,8 +444,14 @@ def test_recipe_flags_override_the_recipe():
     assert train_recipe(parser.parse_args(['--augment', 'none'])) == Recipe()
     assert train_recipe(parser.parse_args(['--augment', 'cutout,color'])).augment == \
         ('color', 'cutout')
+    ramped = parser.parse_args(['--augment', '--augment-ramp', '200000'])
+    assert train_recipe(ramped) == Recipe(augment=AUGMENTS, augment_ramp=200_000)
+    monkeypatch.setitem(RECIPES, 'improved', replace(RECIPES['improved'], augment=AUGMENTS,
+                                                     augment_ramp=1000))
+    assert train_recipe(parser.parse_args(['--recipe', 'improved', '--augment', 'none'])) == \
+        replace(RECIPES['improved'], augment=(), augment_ramp=0, batch_size=256)  # and its ramp
     assert 'recipe' in RUN_SETTINGS and set(RECIPE_FLAGS) == {
-        'ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
+        'ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'augment_ramp', 'lr_D', 'lr_G',
         'lr_decay', 'lr_decay_images', 'sample_batch_stats'}
     decay = train_recipe(parser.parse_args(['--lr-decay', '0.1', '--lr-decay-images', '50k']))
     assert (decay.lr_decay, decay.lr_decay_images) == (0.1, 50_000)

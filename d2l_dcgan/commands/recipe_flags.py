@@ -6,8 +6,8 @@ from ..errors import DCGANError
 from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, image_count, number
 
 # compared as the recipe the run trained with
-RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'lr_D', 'lr_G',
-                'lr_decay', 'lr_decay_images', 'sample_batch_stats')
+RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'augment_ramp',
+                'lr_D', 'lr_G', 'lr_decay', 'lr_decay_images', 'sample_batch_stats')
 
 
 def augment_ops(text):
@@ -42,6 +42,9 @@ def add_recipe_flags(group):
     group.add_argument('--augment', type=augment_ops, nargs='?', const=','.join(AUGMENTS),
                        metavar='OPS', help='differentiable augmentation of every image D '
                        f'sees: {",".join(AUGMENTS)} (all without OPS) or none')
+    group.add_argument('--augment-ramp', type=NON_NEGATIVE_INT, metavar='IMAGES',
+                       help='each op augments each image with a chance that rises from 0 to 1 '
+                            'over IMAGES training images (0: always)')
     group.add_argument('--lr-D', dest='lr_D', type=POSITIVE_FLOAT,
                        help='the discriminator\'s learning rate (default: --lr)')
     group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
@@ -77,10 +80,11 @@ def train_recipe(args):
     """The recipes.Recipe of --recipe with the flags given on top."""
     from ..recipes import RECIPES
     rampup = 0.0 if args.ema_halflife == 0 and args.ema_rampup is None else args.ema_rampup
-    return RECIPES[args.recipe].override(  # no average: none of --recipe's ramp-up either
+    ramp = 0 if args.augment == '' and args.augment_ramp is None else args.augment_ramp
+    return RECIPES[args.recipe].override(  # no average or augmentation: none of --recipe's ramps
         ema_halflife=args.ema_halflife, ema_rampup=rampup,
-        label_smoothing=args.label_smoothing,
-        augment=args.augment, lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
+        label_smoothing=args.label_smoothing, augment=args.augment, augment_ramp=ramp,
+        lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
         lr_decay_images=args.lr_decay_images,
         sample_batch_stats=args.sample_batch_stats,
         batch_size=args.batch_size if RECIPES[args.recipe].batch_size else None)  # what ran
