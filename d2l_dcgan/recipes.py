@@ -151,6 +151,11 @@ RECIPES = {
 
 # ------------------------------------------------------------------- differentiable augmentation
 
+# each parameter's value that leaves an image as it is
+IDENTITIES = (('color', 'brightness', 0), ('color', 'saturation', 1), ('color', 'contrast', 1),
+              ('translation', 'shift', 0), ('cutout', 'mask', 1))
+
+
 def augment_params(rng, ops, n, height, width, chance=1.0):
     """Zhao et al.'s random parameters for `n` images as float32 NumPy arrays (their
     DiffAugment_pytorch.py): brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast
@@ -182,11 +187,6 @@ def augment_params(rng, ops, n, height, width, chance=1.0):
             if op in ops:
                 params[key][skip[op]] = identity
     return params
-
-
-# each parameter's value that leaves an image as it is
-IDENTITIES = (('color', 'brightness', 0), ('color', 'saturation', 1), ('color', 'contrast', 1),
-              ('translation', 'shift', 0), ('cutout', 'mask', 1))
 
 
 def _shift_matrices(shifts, size):

@@ -337,7 +337,8 @@ def _train(root, num_epochs, ckpt_dir, recipe, **kwargs):
 
 
 ALL = Recipe(ema_halflife=64, ema_rampup=0.5, label_smoothing=0.1, augment=AUGMENTS,
-             augment_ramp=192, lr_G=0.002, lr_decay=0.5, lr_decay_images=64, sample_batch_stats=True)
+             augment_ramp=192, lr_G=0.002, lr_decay=0.5, lr_decay_images=64,
+             sample_batch_stats=True)
 
 
 @pytest.fixture(scope='module')
