@@ -10,6 +10,7 @@ import sys
 
 from .errors import DCGANError, one_line
 from .fileio import atomic_write
+from .interrupts import KeyboardInterrupts, TrainingInterrupted
 
 
 class Parser(argparse.ArgumentParser):
@@ -239,9 +240,9 @@ def command_line(*more):
 
 def run_command(fn, args, interrupted_hint=lambda args: ''):
     """fn(args) with the command line's exits: a DCGANError is one line and 2, a signal 128+N."""
-    from .run import TrainingInterrupted
     try:
-        fn(args)
+        with KeyboardInterrupts():
+            fn(args)
     except TrainingInterrupted as e:
         print(one_line(f'{e}{interrupted_hint(args)}'), file=sys.stderr)
         return 128 + e.signum

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import signal
 import sys
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -21,6 +20,7 @@ from mxnet import gluon, np
 
 from . import checkpoint as ckpt
 from .errors import DCGANError, check_positive
+from .interrupts import StopOnSignal, TrainingInterrupted
 from .plot import GANAnimator, sample_grid
 from .recipes import BATCHNORM_SAMPLES, DiffAugment, GeneratorEMA, Recipe, Sampler
 from .train import (Accumulator, computed_seconds, default_device, hybridize, init_nets,
@@ -70,40 +70,6 @@ class RunState:
     def lrs(self):
         """(D's, G's) learning rates."""
         return self.lr, self.lr if self.lr_G is None else self.lr_G
-
-
-class TrainingInterrupted(DCGANError):
-    """SIGINT or SIGTERM arrived; the step in flight finished and a checkpoint was written."""
-
-    def __init__(self, message, signum):
-        super().__init__(message)
-        self.signum = signum
-
-
-class StopOnSignal:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second
-    one interrupts at once, for a user who really means it."""
-
-    def __init__(self, enabled):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.signum = None
-        self.previous = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f'\n{signal.Signals(signum).name}: stopping after this step...', file=sys.stderr)
-
-    def __enter__(self):
-        if self.enabled:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
