@@ -320,13 +320,12 @@ def test_a_ctrl_c_python_drops_in_a_del_still_stops_the_run(small, tmp_path, cap
         InterruptedWhileFreed()  # freed at once, before training installs its own handler
         return started
     monkeypatch.setattr(run.Run, 'start', classmethod(start_then_drop_an_interrupt))
-    out, hook = tmp_path / 'run', sys.unraisablehook
+    out, handler, hook = tmp_path / 'run', signal.getsignal(signal.SIGINT), sys.unraisablehook
     code, _, err = call(capfd, cli.train_main, '--data-dir', small / 'small', '--out-dir', out,
                         '--num-epochs', '2', *TINY)
     assert code == 130 and 'Traceback' not in err, err
     assert err.strip().endswith('nothing to resume') and checkpoints(out) == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    assert sys.unraisablehook is hook
+    assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook  # put back
 
 
 def test_ctrl_c_while_importing_is_one_line():
