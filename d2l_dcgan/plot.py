@@ -108,6 +108,12 @@ class GANAnimator:
         import matplotlib.pyplot as plt
         plt.close(self.fig)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def show_images(X, num_rows=4, num_cols=5, path=None):
     """The chapter's first figure: the first num_rows*num_cols images of a batch X in [-1, 1]."""

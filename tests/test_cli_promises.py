@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
@@ -104,8 +105,10 @@ def test_generate_replaces_a_png_of_its_own(small, tmp_path, capfd):
 
 def test_resume_keeps_the_recovery_settings(run_copy, capfd):
     assert len(checkpoints(run_copy)) == 4  # every step of 2 epochs of 2 steps
+    figures = plt.get_fignums()
     code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
     assert code == 0, err
+    assert plt.get_fignums() == figures  # the loss plot's figure is closed: runs in one process
     assert len(checkpoints(run_copy)) == 6  # --keep-checkpoints 10 kept: none pruned
     settings = metrics(run_copy)['settings']
     assert (settings['checkpoint_every'], settings['keep_checkpoints'],
@@ -321,10 +324,12 @@ def test_a_ctrl_c_python_drops_in_a_del_still_stops_the_run(small, tmp_path, cap
         return started
     monkeypatch.setattr(run.Run, 'start', classmethod(start_then_drop_an_interrupt))
     out, handler, hook = tmp_path / 'run', signal.getsignal(signal.SIGINT), sys.unraisablehook
+    figures = plt.get_fignums()
     code, _, err = call(capfd, cli.train_main, '--data-dir', small / 'small', '--out-dir', out,
                         '--num-epochs', '2', *TINY)
     assert code == 130 and 'Traceback' not in err, err
     assert err.strip().endswith('nothing to resume') and checkpoints(out) == []
+    assert plt.get_fignums() == figures  # the loss plot's figure is closed
     assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook  # put back
 
 

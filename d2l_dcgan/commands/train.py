@@ -278,17 +278,20 @@ def run_train(args):
             'images_fingerprint': images_fingerprint(data_dir)[1],
             'skipped_images': skipped, 'epochs': []}, args.resume)
         start = time.time()
-        history = fit(
-            net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
-            hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, recipe=recipe,
-            animator=GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
-                                 swd=args.swd_samples > 0),
-            on_epoch_samples=files.on_epoch_samples, on_epoch_end=files.on_epoch_end,
-            progress=args.progress, checkpoint_dir=os.path.join(out, 'checkpoints'),
-            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-            resume=bool(args.resume), max_loss=args.max_loss, on_divergence=args.on_divergence,
-            epoch_metrics=(swd_metric(images, args.swd_samples, args.latent_dim, seed,
-                                      devices[0]) if args.swd_samples else None))
+        epoch_metrics = (swd_metric(images, args.swd_samples, args.latent_dim, seed, devices[0])
+                         if args.swd_samples else None)
+        # closed at the end, interrupted or not: train_main may run many times in one process
+        with GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
+                         swd=args.swd_samples > 0) as animator:
+            history = fit(
+                net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
+                hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, recipe=recipe,
+                animator=animator, epoch_metrics=epoch_metrics,
+                on_epoch_samples=files.on_epoch_samples, on_epoch_end=files.on_epoch_end,
+                progress=args.progress, checkpoint_dir=os.path.join(out, 'checkpoints'),
+                checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+                resume=bool(args.resume), max_loss=args.max_loss,
+                on_divergence=args.on_divergence)
         if history and history[-1].get('swd') is not None:
             print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
     ema = 'net_G_ema.params, ' if recipe.ema_halflife else ''
