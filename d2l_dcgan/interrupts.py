@@ -26,8 +26,8 @@ class KeyboardInterrupts:
 
     def __enter__(self):
         KeyboardInterrupts.signum = None
-        self.previous = None
-        if _in_main_thread():
+        self.installed = _in_main_thread()
+        if self.installed:
             self.previous = signal.signal(signal.SIGINT, self._handle)
             self.hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
@@ -42,8 +42,9 @@ class KeyboardInterrupts:
 
     def __exit__(self, *exc):
         KeyboardInterrupts.signum = None
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.installed:  # None: the handler before was C's, which Python cannot put back
+            previous = signal.default_int_handler if self.previous is None else self.previous
+            signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = self.hook
 
 

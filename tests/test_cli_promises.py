@@ -333,6 +333,25 @@ def test_a_ctrl_c_python_drops_in_a_del_still_stops_the_run(small, tmp_path, cap
     assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook  # put back
 
 
+def test_a_command_puts_back_the_hooks_when_the_sigint_handler_before_was_set_from_c(
+        monkeypatch):
+    """signal.signal returns None for a handler installed from C (an embedding program's): the
+    command still leaves, with Python's own handler and the unraisable hook put back."""
+    from d2l_dcgan.interrupts import KeyboardInterrupts
+    set_handler, hook, before = signal.signal, sys.unraisablehook, signal.getsignal(signal.SIGINT)
+    calls = []
+
+    def from_c_first(sig, handler):
+        calls.append(handler)
+        previous = set_handler(sig, handler)
+        return None if len(calls) == 1 else previous
+    monkeypatch.setattr(signal, 'signal', from_c_first)
+    with KeyboardInterrupts():
+        assert sys.unraisablehook is not hook
+    assert calls[-1] is signal.default_int_handler and sys.unraisablehook is hook
+    set_handler(signal.SIGINT, before)
+
+
 def test_ctrl_c_while_importing_is_one_line():
     def mxnet_loading(pid):
         try:
