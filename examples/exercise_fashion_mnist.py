@@ -408,18 +408,17 @@ def main(args, onednn_off=False):
     real64 = resize_images(gan_images, SIZE)  # the chapter's Resize(64), once
     loader = array_loader(real64, gan_labels, batch_size=args.batch_size, size=SIZE)
     net_G, net_D = generator(args.n_G, out_channels=1), discriminator(args.n_D)
-    animator = GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'))
     try:
-        history = fit(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim,
-                      device, seed=args.seed, animator=animator, on_epoch_end=_Progress(),
-                      verbose=False)
+        with GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png')) as animator:
+            history = fit(net_D, net_G, loader, args.num_epochs, args.lr, args.latent_dim,
+                          device, seed=args.seed, animator=animator, on_epoch_end=_Progress(),
+                          verbose=False)
     except MXNetError as e:
         if 'reorder primitive' not in str(e):
             raise
         raise DCGANError(f'MXNet\'s oneDNN failed in the 1-channel generator\'s backward pass '
                          f'({_first_line(e)}); run with MXNET_MKLDNN_ENABLED=0 (the default '
                          f'of this script when the variable is unset)') from e
-    animator.close()
     save_params(net_G, os.path.join(out, 'net_G.params'))
     timings['dcgan'] = time.perf_counter() - t
 
