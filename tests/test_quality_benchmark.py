@@ -57,7 +57,8 @@ def test_each_budget_is_measured_once_per_run(sprites, tmp_path):
     table = {(r['recipe'], r['epoch']): r for r in results['table']}
     assert table['book', 2]['ratio_to_book'] == 1 and table['improved', 2]['ratio_to_book'] > 0
     samples = sorted(os.listdir(tmp_path / 'quality_samples'))
-    assert samples == [f'{k}-seed0-epoch00{e}.png' for k in ('book', 'improved') for e in (1, 2)]
+    assert samples == [f'{k}-seed0-epoch00{e}.jpg' for k in ('book', 'improved') for e in (1, 2)]
+    assert Image.open(tmp_path / 'quality_samples' / samples[0]).size == (256, 256)  # 20 kB
     again = sweep(sweep_cmd(sprites, tmp_path, 'book,improved') + [
         '--figure', str(tmp_path / 'curve.png'), '--grids', str(tmp_path / 'grids.png')])
     assert ', SWD ' not in again and 'continuing' not in again  # nothing trained again
