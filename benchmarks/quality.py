@@ -311,7 +311,7 @@ def draw_curves(results, path, names):
     import matplotlib.pyplot as plt
     from d2l_dcgan.plot import save_figure
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = dict(zip(RECIPES, plt.cm.tab10.colors))  # book blue, improved orange
+    colours = {n: plt.cm.tab10.colors[i % 10] for i, n in enumerate(names)}  # the first blue
     for name in names:
         runs = [r for r in results['runs'].values() if r['recipe'] == name and r['points']]
         for run in runs:

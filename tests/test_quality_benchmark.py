@@ -63,6 +63,11 @@ def test_each_budget_is_measured_once_per_run(sprites, tmp_path):
         '--figure', str(tmp_path / 'curve.png'), '--grids', str(tmp_path / 'grids.png')])
     assert ', SWD ' not in again and 'continuing' not in again  # nothing trained again
     assert (tmp_path / 'curve.png').stat().st_size and (tmp_path / 'grids.png').stat().st_size
+    last = list(quality.RECIPES)[-1]  # the 11th candidate; matplotlib's tab10 has 10 colours
+    results['runs']['improved/0']['recipe'] = last
+    results['table'] = quality.table(results)
+    quality.draw_curves(results, str(tmp_path / 'all.png'), list(quality.RECIPES))
+    assert len(quality.RECIPES) > 10 and (tmp_path / 'all.png').stat().st_size
     sweep([sys.executable, 'benchmarks/quality.py', '--out', str(tmp_path / 'quality.json'),
            '--recipes', 'book', '--grids', str(tmp_path / 'book.png')])  # drawn from --out alone
     widths = [Image.open(tmp_path / f).size[0] for f in ('grids.png', 'book.png')]
