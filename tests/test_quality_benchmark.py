@@ -99,11 +99,12 @@ def test_a_killed_sweep_continues_to_the_numbers_of_one_not_killed(sprites, tmp_
 
 
 def test_the_candidate_the_widths_64_sweep_measured_is_the_improved_recipe():
-    """docs/quality.md's curve of lr0.0005+avg0.02+batch64 is the curve of --recipe improved."""
-    assert quality.recipe_of('lr0.0005+avg0.02+batch64') == RECIPES['improved']
+    """docs/quality.md's curve of lr0.0005+avg0.02+batch64+aug200k is --recipe improved's."""
+    chosen = 'lr0.0005+avg0.02+batch64+aug200k'
+    assert quality.recipe_of(chosen) == RECIPES['improved']
     assert quality.recipe_of('improved') == RECIPES['improved']
-    assert quality.label('lr0.0005+avg0.02+batch64') == \
-        'lr0.0005+avg0.02+batch64 (= --recipe improved)'
+    assert quality.label(chosen) == f'{chosen} (= --recipe improved)'
+    assert quality.label('lr0.0005+avg0.02+batch64') == 'lr0.0005+avg0.02+batch64'  # no augment
     assert quality.recipe_of('lr0.0005+avg0.02') != RECIPES['improved']  # its batch: 256
     assert quality.label('decay50k+avg0.02') == 'decay50k+avg0.02'
     assert quality.own_batch_size('improved') and not quality.own_batch_size('lr0.0005+avg0.02')
