@@ -1,4 +1,4 @@
-# `make train` runs the main job, `make test` the tests, `make notebook` opens the chapter's
+# `make install` only sets up .venv; `make train` runs the main job, `make test` the tests, `make notebook` opens the chapter's
 # notebook; each sets up .venv on first use with PYTHON, by default the Python tools/find-python
 # picks (3.8-3.11 first, else 3.13 or 3.12; it says what to do when there is none).
 # On 3.8-3.11 pip installs the pinned stack; on 3.12+ mxnet's and d2l's pins have no wheels, so
@@ -10,7 +10,7 @@ EXTRA ?= cpu
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: train demo test notebook clean
+.PHONY: install train demo test notebook clean
 
 $(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt tools/system-libs
 	@py='$(PYTHON)'; [ -n "$$py" ] || py=$$(tools/find-python) || exit 1; \
@@ -25,6 +25,8 @@ $(BIN)/.installed-$(EXTRA): setup.py tools/overrides.txt tools/system-libs
 	fi
 	tools/system-libs $(BIN)/python
 	touch $@
+
+install: $(BIN)/.installed-$(EXTRA)
 
 train: $(BIN)/.installed-$(EXTRA)
 	$(BIN)/python examples/train_pokemon.py $(ARGS)
