@@ -75,9 +75,9 @@ def recipe_of(name):
     from dataclasses import replace
     from d2l_dcgan.commands.recipe_flags import recipe_defaults, train_recipe
     from d2l_dcgan.commands.train import train_parser
-    from d2l_dcgan.flags import given_flags
-    args = train_parser().parse_args(RECIPES[name])
-    recipe_defaults(args, given_flags(train_parser, RECIPES[name]))
+    from d2l_dcgan.flags import parse_given
+    args, given = parse_given(train_parser(), RECIPES[name])
+    recipe_defaults(args, given)
     return replace(train_recipe(args), batch_size=args.batch_size)
 
 

@@ -31,12 +31,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def given_flags(build_parser, argv):
-    """The dests of the options given in argv, by parsing it again with no defaults."""
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
+class _Unset:
+    """The value of an option not given, while parse_given parses."""
+
+
+def parse_given(parser, argv):
+    """(args, given): argv parsed, and the dests of the options it gives. argparse fills in a
+    default only where the namespace has no value yet, so a namespace of markers shows them."""
+    defaults = vars(parser.parse_args([]))
+    args = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(defaults, _Unset)))
+    given = {k for k, v in vars(args).items() if v is not _Unset}
+    for key in set(defaults) - given:
+        setattr(args, key, defaults[key])
+    return args, given
 
 
 def number(kind, low, high=None, above=False, also=()):

@@ -8,7 +8,9 @@ comes from the run's named streams, so a resumed run replays it exactly.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 import numpy as onp
@@ -22,68 +24,130 @@ BATCHNORM_SAMPLES = 512  # noise vectors whose statistics the averaged generator
 
 
 @dataclass(frozen=True)
+class Bound:
+    """A recipe option's numbers: a `kind` (int: whole) >= low (> low if `above`) and < high
+    (<= high if `upto`), or None if `none`; `images`: a count of images (50000, 50k)."""
+    kind: type
+    low: float
+    high: Optional[float] = None
+    above: bool = False
+    upto: bool = False
+    none: bool = False
+    images: bool = False
+
+    def holds(self, value):
+        if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return value is None and self.none
+        high = self.high is None or value < self.high or (self.upto and value == self.high)
+        return ((self.kind is float or isinstance(value, numbers.Integral)) and
+                math.isfinite(value) and (value > self.low if self.above else value >= self.low)
+                and high)
+
+    def check(self, name, value):
+        if not self.holds(value):
+            noun = 'a whole number' if self.kind is int else 'a number'
+            limit = f'{">" if self.above else ">="} {self.low}' + (
+                '' if self.high is None else f' and {"<=" if self.upto else "<"} {self.high}')
+            raise DCGANError(f'{name} must be {noun} {limit}{" or None" if self.none else ""}, '
+                             f'got {value!r}')
+        return value
+
+
+class Switch:
+    """A recipe option that is on or off."""
+
+    def check(self, name, value):
+        if not isinstance(value, bool):
+            raise DCGANError(f'{name} must be True or False, got {value!r}')
+        return value
+
+
+@dataclass(frozen=True)
+class Ops:
+    """A recipe option naming distinct ops of `ops` (a tuple, or comma-separated text), kept
+    in the order of `ops`."""
+    ops: tuple
+
+    def check(self, name, value):
+        given = tuple(value.split(',') if isinstance(value, str) else value)
+        given = tuple(op.strip() for op in given if op.strip())
+        if set(given) - set(self.ops) or len(set(given)) < len(given):
+            raise DCGANError(f'{name} takes distinct ops of {", ".join(self.ops)}; got '
+                             f'{",".join(given)}')
+        return tuple(op for op in self.ops if op in given)
+
+
+def option(default, values, help, metavar=None, needs=None, flag=True, resume='kept'):
+    """A Recipe field, declared once: its default, its `values` (Bound, Switch or Ops), the
+    help line and metavar of its flag of train (`flag`: False if train's own flag gives it),
+    the field it `needs` on as (name, why), and what --resume does with it (the recipe a run
+    trained with is kept: a flag given must agree)."""
+    return field(default=default, metadata=dict(values=values, help=help, metavar=metavar,
+                                                needs=needs, flag=flag, resume=resume))
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """The run's techniques; every default is the book's."""
+    """The run's techniques; every default is the book's. Each field is one option, declared
+    once (`option`): train's flags, --resume's checks and describe() come from it."""
     # Karras et al. 2018 (Progressive GANs, sec. 4); Yazici et al. 2019 (averaging in GANs)
-    ema_halflife: int = 0  # images over which G's weight average halves its memory; 0: off
+    ema_halflife: int = option(
+        0, Bound(int, 0), 'average the generator\'s weights, their memory halving every '
+        'IMAGES training images (0: off); writes net_G_ema.params', 'IMAGES')
     # Karras et al. 2020 (StyleGAN2-ADA, its ema_rampup): early on the average forgets faster
-    ema_rampup: float = 0.0  # the half-life is at most this times the images seen; 0: off
+    ema_rampup: float = option(
+        0.0, Bound(float, 0), 'the average\'s half-life is at most X times the images seen so '
+        'far, so it forgets the first weights sooner (0: off)', 'X',
+        needs=('ema_halflife', 'shortens the weight average\'s half-life'))
     # Salimans et al. 2016, "Improved Techniques for Training GANs", sec. 3.4
-    label_smoothing: float = 0.0  # D's target for real images is 1 - this; 0: the book's 1
+    label_smoothing: float = option(
+        0.0, Bound(float, 0, 1), 'one-sided label smoothing: D\'s target for real images is '
+        '1 - X (0: off)', 'X')
     # Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"
-    augment: tuple = ()  # ops of AUGMENTS on every image D sees, real and generated
+    augment: tuple = option(
+        (), Ops(AUGMENTS), 'differentiable augmentation of every image D sees: '
+        f'{",".join(AUGMENTS)} (all without OPS) or none', 'OPS')
     # Karras et al. 2020 (ADA): each op on each image with a chance p; here p ramps up with the
     # images seen, as augmenting from the start slows G early, before D has anything to overfit
-    augment_ramp: int = 0  # images over which p rises linearly from 0 to 1; 0: p is always 1
-    # Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule" (TTUR)
-    lr_D: Optional[float] = None  # None: fit's lr
-    lr_G: Optional[float] = None  # None: fit's lr
+    augment_ramp: int = option(
+        0, Bound(int, 0), 'each op augments each image with a chance that rises from 0 to 1 '
+        'over IMAGES training images (0: always)', 'IMAGES',
+        needs=('augment', 'ramps up the augmentation'))
+    # Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule" (TTUR); None: fit's lr
+    lr_D: Optional[float] = option(
+        None, Bound(float, 0, above=True, none=True),
+        'the discriminator\'s learning rate (default: --lr)')
+    lr_G: Optional[float] = option(
+        None, Bound(float, 0, above=True, none=True),
+        'the generator\'s learning rate (default: --lr)')
     # a step-size schedule: fast while G finds the data's colours and layout, slow to refine
-    lr_decay: float = 1.0  # the rates fall geometrically to this share of their start ...
-    lr_decay_images: int = 0  # ... over this many training images, then stay
+    lr_decay: float = option(
+        1.0, Bound(float, 0, 1, above=True, upto=True), 'both learning rates fall '
+        'geometrically to X times their start over --lr-decay-images images, then stay (1: off)',
+        'X', needs=('lr_decay_images', 'is reached over lr_decay_images images'))
+    lr_decay_images: int = option(
+        0, Bound(int, 0, images=True), 'the training images over which --lr-decay falls '
+        '(50000, 50k)', 'IMAGES', needs=('lr_decay', 'times the rates\' fall to lr_decay'))
     # Isola et al. 2017 (pix2pix, sec. 3.3): test-time BatchNorm with the test batch's statistics
-    sample_batch_stats: bool = False
+    sample_batch_stats: bool = option(
+        False, Switch(), 'sample (grids, SWD) with each batch\'s BatchNorm statistics, not the '
+        'running averages')
     # more steps for the same images: at small budgets a low rate is short of steps, not images
-    batch_size: Optional[int] = None  # train's unless --batch-size is given (fit: data_iter's)
+    batch_size: Optional[int] = option(  # train's unless --batch-size is given (fit: data_iter's)
+        None, Bound(int, 0, above=True, none=True), 'images per step', flag=False)
 
     def __post_init__(self):
-        ops = tuple(self.augment.split(',') if isinstance(self.augment, str) else self.augment)
-        ops = tuple(op.strip() for op in ops if op.strip())
-        unknown = [op for op in ops if op not in AUGMENTS]
-        if unknown or len(set(ops)) < len(ops):
-            raise DCGANError(f'augment takes distinct ops of {", ".join(AUGMENTS)}; got '
-                             f'{",".join(ops)}')
-        object.__setattr__(self, 'augment', tuple(op for op in AUGMENTS if op in ops))
-        if not (isinstance(self.augment_ramp, int) and self.augment_ramp >= 0):
-            raise DCGANError(f'augment_ramp must be a whole number of images >= 0, got '
-                             f'{self.augment_ramp!r}')
-        if self.augment_ramp and not self.augment:
-            raise DCGANError('augment_ramp ramps up the augmentation: it needs augment')
-        if not (0 <= self.label_smoothing < 1):
-            raise DCGANError(f'label_smoothing must be in [0, 1), got {self.label_smoothing}')
-        if not (isinstance(self.ema_halflife, int) and self.ema_halflife >= 0):
-            raise DCGANError(f'ema_halflife must be a whole number of images >= 0, got '
-                             f'{self.ema_halflife!r}')
-        if not (onp.isfinite(self.ema_rampup) and self.ema_rampup >= 0):
-            raise DCGANError(f'ema_rampup must be a number >= 0, got {self.ema_rampup!r}')
-        if self.ema_rampup and not self.ema_halflife:
-            raise DCGANError('ema_rampup shortens the weight average\'s half-life: it needs '
-                             'ema_halflife')
-        for name in ('lr_D', 'lr_G'):
-            value = getattr(self, name)
-            if value is not None and not (onp.isfinite(value) and value > 0):
-                raise DCGANError(f'{name} must be a positive number or None, got {value!r}')
-        if not (isinstance(self.lr_decay_images, int) and self.lr_decay_images >= 0
-                and 0 < self.lr_decay <= 1):
-            raise DCGANError(f'lr_decay must be in (0, 1] and lr_decay_images a whole number '
-                             f'>= 0, got {self.lr_decay!r} and {self.lr_decay_images!r}')
-        if self.batch_size is not None and not (isinstance(self.batch_size, int)
-                                                and self.batch_size > 0):
-            raise DCGANError(f'batch_size must be a whole number > 0 or None, got '
-                             f'{self.batch_size!r}')
-        if (self.lr_decay < 1) != (self.lr_decay_images > 0):
-            raise DCGANError('lr_decay and lr_decay_images go together: the rates fall to '
-                             'lr_decay of their start over lr_decay_images images')
+        for f in fields(self):
+            object.__setattr__(self, f.name, f.metadata['values'].check(
+                f.name, getattr(self, f.name)))
+        for f in fields(self):
+            other, why = f.metadata['needs'] or (None, '')
+            if other and self.is_on(f.name) and not self.is_on(other):
+                raise DCGANError(f'{f.name} {why}: it needs {other}')
+
+    def is_on(self, name):
+        """True if option `name` is not at its default (the book's)."""
+        return getattr(self, name) != Recipe.__dataclass_fields__[name].default
 
     @property
     def real_label(self):
@@ -122,20 +186,12 @@ class Recipe:
                       for k, v in (saved or {}).items() if k in names})
 
     def describe(self):
-        parts = [f'{k} {v}' for k, v in (('ema_halflife', self.ema_halflife),
-                                          ('ema_rampup', self.ema_rampup),
-                                          ('label_smoothing', self.label_smoothing),
-                                          ('lr_D', self.lr_D), ('lr_G', self.lr_G),
-                                          ('lr_decay', self.lr_decay_images and self.lr_decay),
-                                          ('lr_decay_images', self.lr_decay_images),
-                                          ('batch_size', self.batch_size)) if v]
-        if self.augment:
-            parts.append('augment ' + ','.join(self.augment))
-        if self.augment_ramp:
-            parts.append(f'augment_ramp {self.augment_ramp}')
-        if self.sample_batch_stats:
-            parts.append('sample_batch_stats')
-        return ', '.join(parts) or "the book's"
+        """The options not at their default, as 'ema_halflife 10000, augment color,cutout'."""
+        def said(f, value):
+            return f.name if value is True else f'{f.name} ' + (
+                ','.join(value) if isinstance(value, tuple) else str(value))
+        return ', '.join(said(f, getattr(self, f.name)) for f in fields(self)
+                         if self.is_on(f.name)) or "the book's"
 
 
 RECIPES = {

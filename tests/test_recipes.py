@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import mxnet as mx
 import numpy as onp
@@ -14,10 +14,10 @@ from mxnet import autograd, gluon, init, np
 
 from d2l_dcgan import (DCGANError, discriminator, generator, load_image_folder, make_sprites,
                        train)
-from d2l_dcgan.commands.resume import RECIPE_FLAGS, RUN_SETTINGS
+from d2l_dcgan.commands.resume import CHANGEABLE, KEPT, NEW, ON_RESUME, RECIPE_FLAGS
 from d2l_dcgan.commands.recipe_flags import recipe_defaults, train_recipe
 from d2l_dcgan.commands.train import train_parser
-from d2l_dcgan.flags import given_flags, seed_everything
+from d2l_dcgan.flags import parse_given, seed_everything
 from d2l_dcgan import checkpoint as ckpt
 from d2l_dcgan import run as run_module
 from d2l_dcgan.model import sample
@@ -451,17 +451,32 @@ def test_recipe_flags_override_the_recipe(monkeypatch):
                                                      augment_ramp=1000))
     assert train_recipe(parser.parse_args(['--recipe', 'improved', '--augment', 'none'])) == \
         replace(RECIPES['improved'], augment=(), augment_ramp=0, batch_size=256)  # and its ramp
-    assert 'recipe' in RUN_SETTINGS and set(RECIPE_FLAGS) == {
-        'ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'augment_ramp', 'lr_D', 'lr_G',
-        'lr_decay', 'lr_decay_images', 'sample_batch_stats'}
+    assert ON_RESUME['recipe'] == KEPT
     decay = train_recipe(parser.parse_args(['--lr-decay', '0.1', '--lr-decay-images', '50k']))
     assert (decay.lr_decay, decay.lr_decay_images) == (0.1, 50_000)
 
 
+def test_each_recipe_option_is_a_flag_that_resume_keeps():
+    options = {f.name for f in fields(Recipe)} - {'batch_size'}  # train's own --batch-size
+    assert set(RECIPE_FLAGS) == options
+    assert all(ON_RESUME[name] == KEPT for name in options)
+    args, given = parse_given(train_parser(), ['--ema-halflife', '5', '--no-sample-batch-stats',
+                                               '--lr-decay-images', '2k', '--augment'])
+    assert given == {'ema_halflife', 'sample_batch_stats', 'lr_decay_images', 'augment'}
+    assert (args.ema_halflife, args.sample_batch_stats, args.lr_decay_images) == (5, False, 2000)
+    assert args.lr_decay is None and args.augment == ','.join(AUGMENTS)
+
+
+def test_every_train_option_is_sorted_for_resume():
+    """A flag added to train must be put in ON_RESUME: kept, changeable or this command's."""
+    assert set(vars(train_parser().parse_args([]))) == set(ON_RESUME)
+    assert set(ON_RESUME.values()) == {KEPT, CHANGEABLE, NEW}
+
+
 def test_an_lr_given_with_improved_is_both_nets_rate():
     def recipe(*argv):
-        args = train_parser().parse_args(argv)
-        recipe_defaults(args, given_flags(train_parser, argv))
+        args, given = parse_given(train_parser(), argv)
+        recipe_defaults(args, given)
         return train_recipe(args).lrs(args.lr)
     improved = RECIPES['improved']
     assert improved.lr_D is not None and improved.lr_G is not None  # its own rates ...
@@ -476,8 +491,8 @@ def test_an_lr_given_with_improved_is_both_nets_rate():
 
 def test_improved_trains_with_its_own_batch_size_unless_one_is_given():
     def batch_sizes(*argv):  # (the run's batch size, the one its recipe records)
-        args = train_parser().parse_args(argv)
-        recipe_defaults(args, given_flags(train_parser, argv))
+        args, given = parse_given(train_parser(), argv)
+        recipe_defaults(args, given)
         return args.batch_size, train_recipe(args).batch_size
     assert RECIPES['improved'].batch_size == 64
     assert batch_sizes() == (256, None)  # the chapter's, and the book's recipe has none

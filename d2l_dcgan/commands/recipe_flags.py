@@ -1,72 +1,66 @@
-"""train's recipe flags (d2l_dcgan.recipes): what `train` offers and `--resume` compares,
-below both commands."""
+"""train's recipe flags, made from d2l_dcgan.recipes.Recipe's options (each declared once
+there): what `train` offers and `--resume` compares, below both commands."""
 import argparse
+from dataclasses import fields
 
 from ..errors import DCGANError
-from ..flags import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, image_count, number
+from ..flags import image_count, number
+from ..recipes import RECIPES, Ops, Recipe, Switch
 
-# compared as the recipe the run trained with
-RECIPE_FLAGS = ('ema_halflife', 'ema_rampup', 'label_smoothing', 'augment', 'augment_ramp',
-                'lr_D', 'lr_G', 'lr_decay', 'lr_decay_images', 'sample_batch_stats')
+OPTIONS = {f.name: f for f in fields(Recipe)}
+# the options that are flags of their own (batch_size is train's --batch-size)
+RECIPE_FLAGS = tuple(name for name, f in OPTIONS.items() if f.metadata['flag'])
 
 
-def augment_ops(text):
-    """--augment's value: comma-separated ops of recipes.AUGMENTS, or 'none' ('')."""
-    from ..recipes import AUGMENTS, Recipe
-    if text.strip() == 'none':
-        return ''
-    try:
-        ops = Recipe(augment=text).augment  # Recipe checks the ops
-    except DCGANError:
-        ops = ()
-    if not ops:
-        raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(AUGMENTS)} or '
-                                         f'none, got {text!r}')
-    return ','.join(ops)
+def flag(name):
+    return '--' + name.replace('_', '-')
+
+
+def ops_type(values):
+    """An argparse type for recipes.Ops: comma-separated ops, or 'none' ('')."""
+    def ops(text):
+        if text.strip() == 'none':
+            return ''
+        try:
+            given = values.check('', text)
+        except DCGANError:
+            given = ()
+        if not given:
+            raise argparse.ArgumentTypeError(f'expected distinct ops of {",".join(values.ops)} '
+                                             f'or none, got {text!r}')
+        return ','.join(given)
+    return ops
+
+
+def flag_kwargs(values):
+    """add_argument's type and more for an option's values (recipes.Bound or Ops)."""
+    if isinstance(values, Ops):  # the flag alone: all of them
+        return dict(type=ops_type(values), nargs='?', const=','.join(values.ops))
+    if values.images:  # 0, the option's off, is its default
+        return dict(type=image_count)
+    return dict(type=number(values.kind, values.low, values.high, values.above,
+                            also=(values.high,) if values.upto else ()))
 
 
 def add_recipe_flags(group):
     """train's opt-in techniques (d2l_dcgan.recipes); a flag given overrides --recipe's value."""
-    from ..recipes import AUGMENTS, RECIPES
     group.add_argument('--recipe', choices=tuple(RECIPES), default='book',
                        help='book: the chapter\'s; improved: ' + RECIPES['improved'].describe())
-    group.add_argument('--ema-halflife', type=NON_NEGATIVE_INT, metavar='IMAGES',
-                       help='average the generator\'s weights, their memory halving every '
-                            'IMAGES training images (0: off); writes net_G_ema.params')
-    group.add_argument('--ema-rampup', type=NON_NEGATIVE_FLOAT, metavar='X',
-                       help='the average\'s half-life is at most X times the images seen so '
-                            'far, so it forgets the first weights sooner (0: off)')
-    group.add_argument('--label-smoothing', type=number(float, 0, 1), metavar='X',
-                       help='one-sided label smoothing: D\'s target for real images is 1 - X '
-                            '(0: off)')
-    group.add_argument('--augment', type=augment_ops, nargs='?', const=','.join(AUGMENTS),
-                       metavar='OPS', help='differentiable augmentation of every image D '
-                       f'sees: {",".join(AUGMENTS)} (all without OPS) or none')
-    group.add_argument('--augment-ramp', type=NON_NEGATIVE_INT, metavar='IMAGES',
-                       help='each op augments each image with a chance that rises from 0 to 1 '
-                            'over IMAGES training images (0: always)')
-    group.add_argument('--lr-D', dest='lr_D', type=POSITIVE_FLOAT,
-                       help='the discriminator\'s learning rate (default: --lr)')
-    group.add_argument('--lr-G', dest='lr_G', type=POSITIVE_FLOAT,
-                       help='the generator\'s learning rate (default: --lr)')
-    group.add_argument('--lr-decay', type=number(float, 0, 1, above=True, also=(1,)),
-                       metavar='X', help='both learning rates fall geometrically to X times '
-                       'their start over --lr-decay-images images, then stay (1: off)')
-    group.add_argument('--lr-decay-images', type=image_count, metavar='IMAGES',
-                       help='the training images over which --lr-decay falls (50000, 50k)')
-    # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
-    group.add_argument('--sample-batch-stats', action='store_const', const=True,
-                       help='sample (grids, SWD) with each batch\'s BatchNorm statistics, not '
-                            'the running averages')
-    group.add_argument('--no-sample-batch-stats', dest='sample_batch_stats',
-                       action='store_const', const=False,
-                       help='sample with the running averages, whatever --recipe says')
+    for name in RECIPE_FLAGS:
+        meta = OPTIONS[name].metadata
+        if isinstance(meta['values'], Switch):
+            # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
+            group.add_argument(flag(name), action='store_const', const=True, help=meta['help'])
+            group.add_argument(flag('no_' + name), dest=name, action='store_const',
+                               const=False, help=f'not {flag(name)}, whatever --recipe says')
+        else:
+            group.add_argument(flag(name), dest=name, metavar=meta['metavar'],
+                               help=meta['help'], **flag_kwargs(meta['values']))
 
 
 def recipe_defaults(args, given):
     """What --recipe sets unless given: its batch size, and its nets' rates, which a --lr given
     replaces for both (--lr-D and --lr-G given still set their net's)."""
-    from ..recipes import RECIPES
     recipe = RECIPES[args.recipe]
     if recipe.batch_size and 'batch_size' not in given:
         args.batch_size = recipe.batch_size
@@ -76,15 +70,22 @@ def recipe_defaults(args, given):
                 setattr(args, key, args.lr)
 
 
+def given_off(name, value):
+    """True if `value`, given for option `name`, is its default: off."""
+    return value is not None and OPTIONS[name].metadata['values'].check(name, value) == \
+        OPTIONS[name].default
+
+
 def train_recipe(args):
-    """The recipes.Recipe of --recipe with the flags given on top."""
-    from ..recipes import RECIPES
-    rampup = 0.0 if args.ema_halflife == 0 and args.ema_rampup is None else args.ema_rampup
-    ramp = 0 if args.augment == '' and args.augment_ramp is None else args.augment_ramp
-    return RECIPES[args.recipe].override(  # no average or augmentation: none of --recipe's ramps
-        ema_halflife=args.ema_halflife, ema_rampup=rampup,
-        label_smoothing=args.label_smoothing, augment=args.augment, augment_ramp=ramp,
-        lr_D=args.lr_D, lr_G=args.lr_G, lr_decay=args.lr_decay,
-        lr_decay_images=args.lr_decay_images,
-        sample_batch_stats=args.sample_batch_stats,
-        batch_size=args.batch_size if RECIPES[args.recipe].batch_size else None)  # what ran
+    """The recipes.Recipe of --recipe with the flags given on top. An option that needs another
+    one given off is off too, unless given: no average or augmentation, none of --recipe's
+    ramps. A recipe's own batch size is train's --batch-size (what ran)."""
+    recipe = RECIPES[args.recipe]
+    values = {name: getattr(args, name) for name in RECIPE_FLAGS}
+    for name in RECIPE_FLAGS:
+        needs = OPTIONS[name].metadata['needs']
+        if needs and values[name] is None and given_off(needs[0], values.get(needs[0])):
+            values[name] = OPTIONS[name].default
+    own = {name: getattr(args, name) if getattr(recipe, name) else None
+           for name in OPTIONS if name not in RECIPE_FLAGS}
+    return recipe.override(**values, **own)

@@ -6,19 +6,23 @@ import os
 
 from ..errors import DCGANError
 from ..flags import epochs_for
-from .recipe_flags import RECIPE_FLAGS, train_recipe
+from .recipe_flags import OPTIONS, RECIPE_FLAGS, flag, train_recipe
 
-# what a resumed run keeps from its run: one of these given with --resume must agree with it
-RUN_SETTINGS = ('dataset', 'num_sprites', 'batch_size', 'lr', 'latent_dim', 'n_G', 'n_D',
-                'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
-                'skip_bad_images', 'max_image_pixels')
-# kept from the run unless given; given, the new value applies (and is recorded)
-CHANGEABLE = ('num_epochs', 'budget', 'device', 'devices', 'num_workers', 'checkpoint_every',
-              'keep_checkpoints', 'on_divergence', 'max_loss', 'cache_dir', 'data_dir')
-
-
-def flag(key):
-    return '--' + key.replace('_', '-')
+KEPT, CHANGEABLE, NEW = 'kept', 'changeable', 'new'
+# what --resume does with each of train's options (a test checks that none is missing): KEPT,
+# the run's, and one given must agree with it (a recipe option: give the run's recipe);
+# CHANGEABLE, the run's unless given, and one given applies (and is recorded); NEW, this
+# command line's, whatever the run had (out_dir, kept as the folder resumed, is checked apart)
+ON_RESUME = {
+    **dict.fromkeys(('dataset', 'num_sprites', 'batch_size', 'lr', 'latent_dim', 'n_G', 'n_D',
+                     'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
+                     'skip_bad_images', 'max_image_pixels', 'out_dir'), KEPT),
+    **{name: OPTIONS[name].metadata['resume'] for name in RECIPE_FLAGS},
+    **dict.fromkeys(('num_epochs', 'budget', 'device', 'devices', 'num_workers',
+                     'checkpoint_every', 'keep_checkpoints', 'on_divergence', 'max_loss',
+                     'cache_dir', 'data_dir'), CHANGEABLE),
+    **dict.fromkeys(('resume', 'progress', 'image_cache'), NEW),
+}
 
 
 def images_fingerprint(root):
@@ -89,18 +93,19 @@ def check_data_dir(args, saved):
 
 def resume_settings(args, given):
     """args of a --resume: the saved run's settings, with the flags given now checked (those
-    of RUN_SETTINGS must agree) or applied (CHANGEABLE); out_dir is the run's folder."""
+    KEPT must agree) or applied (CHANGEABLE); out_dir is the run's folder."""
     run_dir, saved = args.resume, read_run(args.resume)
     settings = saved['settings']
     if 'out_dir' in given and os.path.realpath(args.out_dir) != os.path.realpath(run_dir):
         raise DCGANError(f'--resume continues {run_dir} in place: --out-dir {args.out_dir} is '
                          f'another folder (copy {run_dir} there first to branch the run)')
-    for key in RUN_SETTINGS:
+    for key in (k for k, rule in ON_RESUME.items() if rule == KEPT and k not in RECIPE_FLAGS
+                and k != 'out_dir'):
         if key in given and key in settings and getattr(args, key) != settings[key]:
             raise DCGANError(f'--resume continues {run_dir} with its own settings: '
                              f'{flag(key)} is {settings[key]!r} there')
-    kept = RUN_SETTINGS + RECIPE_FLAGS + CHANGEABLE
-    merged = {**vars(args), **{k: settings[k] for k in kept if k in settings and k not in given}}
+    merged = {**vars(args), **{k: settings[k] for k, rule in ON_RESUME.items()
+                               if rule != NEW and k in settings and k not in given}}
     if 'num_epochs' in given:  # a length given in epochs replaces the run's budget
         merged['budget'] = None
     if 'data_dir' not in given and settings.get('data_dir') and not os.path.isabs(

@@ -10,8 +10,8 @@ import time
 from ..errors import DCGANError, one_line
 from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
-                     command_line, epochs_for, given_flags, image_count, load_data, number,
-                     run_command, save_params, seed_everything, write_json)
+                     command_line, epochs_for, image_count, load_data, number,
+                     parse_given, run_command, save_params, seed_everything, write_json)
 from .recipe_flags import add_recipe_flags, recipe_defaults, train_recipe
 
 
@@ -73,9 +73,9 @@ def train_parser(prog=None):
     safe.add_argument('--resume', metavar='OUT_DIR',
                       help='continue the run in OUT_DIR from its newest valid checkpoint, with '
                            'all its settings, up to --num-epochs in all; given again, '
-                           '--num-epochs (upward), --device(s), --num-workers, --data-dir and '
-                           '--cache-dir (the same images moved) and the recovery flags below '
-                           'apply, and any other flag must agree with the run')
+                           '--num-epochs or --budget (upward), --device(s), --num-workers, '
+                           '--data-dir and --cache-dir (the same images moved) and the recovery '
+                           'flags below apply, and any other flag must agree with the run')
     safe.add_argument('--checkpoint-every', type=NON_NEGATIVE_INT, default=0,
                       help='also checkpoint every N steps (0: at the end of each epoch only)')
     safe.add_argument('--keep-checkpoints', type=POSITIVE_INT, default=3,
@@ -303,8 +303,7 @@ def run_train(args):
 def train_main(argv=None, prog=None):
     from .resume import resume_settings
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = train_parser(prog).parse_args(argv)
-    given = given_flags(lambda: train_parser(prog), argv)
+    args, given = parse_given(train_parser(prog), argv)
     if args.resume:
         try:
             args = resume_settings(args, given)
