@@ -1,4 +1,4 @@
-"""Checkpoints that survive crashes: atomic, checksummed, the last K kept; and a run lock.
+"""Checkpoints that survive crashes: atomic, checksummed, the last K kept.
 
 A checkpoint is a folder `ckpt-e0003-s000480/` holding both nets' parameters, both trainers'
 optimizer states, the fixed sample noise and `state.json` (epoch, step, history, seed, learning
@@ -14,7 +14,7 @@ import shutil
 import numpy as onp
 
 from .errors import DCGANError
-from .fileio import FileLock, file_digest, fsync_path, remove_path
+from .fileio import file_digest, fsync_path, temporary
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
 FILES = ('net_G.params', 'net_D.params', 'trainer_G.states', 'trainer_D.states',
@@ -44,7 +44,7 @@ def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state
     `ema_net`: the generator's weight average, if the run has one."""
     name = f'ckpt-e{state["epoch"]:04d}-s{state["step"]:06d}'
     final = os.path.join(ckpt_dir, name)
-    tmp = os.path.join(ckpt_dir, f'.tmp-{name}-{os.getpid()}')
+    tmp = temporary(final)
     try:
         os.makedirs(ckpt_dir, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -79,7 +79,7 @@ def save_checkpoint(ckpt_dir, net_D, net_G, trainer_D, trainer_G, fixed_Z, state
         raise DCGANError(f'could not write checkpoint {final}: {why}; the last good one, '
                          f'{kept[0] if kept else "none"}, is kept') from e
     for old in list_checkpoints(ckpt_dir)[keep:]:  # renamed first: never half of one in place
-        gone = os.path.join(ckpt_dir, f'.tmp-del-{os.path.basename(old)}-{os.getpid()}')
+        gone = temporary(old)
         try:
             os.replace(old, gone)
         except OSError:
@@ -130,35 +130,3 @@ def load_checkpoint(path, net_D, net_G, trainer_D, trainer_G, devices, ema_net=N
     trainer_G.load_states(os.path.join(path, 'trainer_G.states'))
     trainer_D.load_states(os.path.join(path, 'trainer_D.states'))
     return onp.load(os.path.join(path, 'fixed_Z.npy'))
-
-
-TEMPORARY = re.compile(r'(.+\.tmp-\d+|\.tmp-.+)$')  # fileio.atomic_write's and ours
-
-
-def remove_temporaries(out_dir):
-    """Remove the temporary files and folders that killed writers left in a run folder, its
-    samples/ and checkpoints/; only under its RunLock, when no other process writes there."""
-    removed = []
-    for folder in (out_dir, os.path.join(out_dir, 'samples'), os.path.join(out_dir, 'checkpoints')):
-        for name in os.listdir(folder) if os.path.isdir(folder) else ():
-            path = os.path.join(folder, name)
-            if TEMPORARY.match(name):
-                remove_path(path)
-                removed.append(path)
-    return removed
-
-
-class RunLock(FileLock):
-    """An exclusive lock on an output folder, so two runs never interleave their files."""
-
-    def __init__(self, out_dir):
-        super().__init__(os.path.join(out_dir, '.lock'))
-
-    def __enter__(self):
-        if not self.acquire(blocking=False):
-            raise DCGANError(f'another run (pid {self.holder()}) is writing to '
-                             f'{os.path.dirname(self.path)}; wait for it or use another --out-dir')
-        return self
-
-    def __exit__(self, *exc):
-        self.release()

@@ -3,7 +3,9 @@ that a crash cannot leave behind."""
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
+import re
 import shutil
 import sys
 
@@ -19,9 +21,23 @@ def fsync_path(path):
         os.close(fd)
 
 
+def temporary(path):
+    """The name `path` is written under before it is renamed into place."""
+    return f'{path}.tmp-{os.getpid()}'
+
+
+# temporary()'s names, and those of checkpoints written by versions before it
+TEMPORARY = re.compile(r'(.+\.tmp-\d+|\.tmp-.+)$')
+
+
+def is_temporary(name):
+    """True if the file or folder `name` is one a killed writer may have left (temporary)."""
+    return bool(TEMPORARY.match(name))
+
+
 def atomic_write(path, write):
     """Call `write(tmp_path)`, fsync, then rename over `path`; on failure `path` is untouched."""
-    tmp = f'{path}.tmp-{os.getpid()}'
+    tmp = temporary(path)
     try:
         write(tmp)
         fsync_path(tmp)
@@ -33,6 +49,17 @@ def atomic_write(path, write):
             pass
         raise DCGANError(f'could not write {path}: {e.strerror or e}; '
                          f'the previous version, if any, is kept') from e
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=2)
+    atomic_write(path, write)
+
+
+def save_params(net, path):
+    atomic_write(path, net.save_parameters)
 
 
 def file_digest(path, algorithm):

@@ -1,7 +1,6 @@
 """What the commands (d2l_dcgan/commands/, crosscheck) share: the parser, number types, the data
 flags and their loading, devices, seeding, and running a command with one-line errors."""
 import argparse
-import json
 import math
 import os
 import random
@@ -9,8 +8,9 @@ import shlex
 import sys
 
 from .errors import DCGANError, one_line
-from .fileio import atomic_write
+from .fileio import save_params, write_json  # noqa: F401 (the commands' and examples')
 from .interrupts import KeyboardInterrupts, TrainingInterrupted
+from .runfolder import run_folder_of
 
 
 class Parser(argparse.ArgumentParser):
@@ -118,27 +118,7 @@ def prepare_cache_dir(path):
     return path
 
 
-def write_json(path, obj):
-    def write(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(obj, f, indent=2)
-    atomic_write(path, write)
-
-
-def save_params(net, path):
-    atomic_write(path, net.save_parameters)
-
-
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-
-
-def run_folder_of(path):
-    """The training run folder that `path` would be a file of (its samples/ too), or None."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.basename(folder) == 'samples':
-        folder = os.path.dirname(folder)
-    is_run = all(os.path.exists(os.path.join(folder, f)) for f in ('metrics.json', 'checkpoints'))
-    return folder if is_run else None
 
 
 def check_output_file(flag, path, inputs=()):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -163,14 +164,34 @@ def test_resume_lets_no_flag_pass_unseen(small, capfd, argv, expected):
     assert (small / 'run' / 'metrics.json').read_bytes() == before
 
 
-@pytest.mark.parametrize('epochs', ['1', '2'])
-def test_resume_to_no_more_epochs_changes_nothing(small, capfd, epochs):
-    files = ['metrics.json', 'dcgan.png', 'net_G.params']
-    before = {f: (small / 'run' / f).read_bytes() for f in files}
-    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--num-epochs', epochs)
-    assert_one_line_error(code, out, err, f'has done 2 epoch(s): --num-epochs {epochs} leaves '
-                                          'nothing to train; give more than 2')
-    assert {f: (small / 'run' / f).read_bytes() for f in files} == before
+def _files(out):
+    """Every file and folder of a run folder: its bytes (a folder: None) and mtime."""
+    found = {}
+    for root, dirs, names in os.walk(out):
+        for name in dirs + names:
+            path = os.path.join(root, name)
+            found[path] = (Path(path).read_bytes() if os.path.isfile(path) else None,
+                           os.stat(path).st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize('argv', [[], ['--num-epochs', '2']])
+def test_resume_of_a_finished_run_says_so_and_writes_nothing(small, capfd, argv):
+    """A job that resumes until the command succeeds, killed after the run's last epoch."""
+    before = _files(small / 'run')
+    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', *argv)
+    assert (code, err) == (0, '')
+    assert out == (f'the run in {small / "run"} is complete: 2 epoch(s) done, as '
+                   '--num-epochs 2 asks; nothing to train\n')
+    assert _files(small / 'run') == before
+
+
+def test_resume_to_fewer_epochs_than_done_is_refused(small, capfd):
+    before = _files(small / 'run')
+    code, out, err = call(capfd, cli.train_main, '--resume', small / 'run', '--num-epochs', '1')
+    assert_one_line_error(code, out, err, 'has done 2 epoch(s): --num-epochs 1 is fewer; give 2 '
+                                          'or more')
+    assert _files(small / 'run') == before
 
 
 def test_a_budget_buys_the_first_whole_epoch_at_or_past_it(small, tmp_path, capfd):
@@ -184,13 +205,16 @@ def test_a_budget_buys_the_first_whole_epoch_at_or_past_it(small, tmp_path, capf
     assert code == 0, err
     assert '\nbudget: 100 images: 4 epochs of 32 (128 images)\n' in out
     assert [e['epoch'] for e in metrics(run)['epochs']] == [1, 2, 3, 4]
-    before = (run / 'metrics.json').read_bytes()
+    before = _files(run)
     for argv, budget in ((['--budget', '128'], 128), ([], 100)):  # given, or the run's own
         code, out, err = call(capfd, cli.train_main, '--resume', run, *argv)
-        assert_one_line_error(code, out, err, f'has done 4 epoch(s): --budget {budget} (4 '
-                              'epoch(s) of its 32 images) leaves nothing to train; give more '
-                              'than 128 images')
-    assert (run / 'metrics.json').read_bytes() == before
+        assert (code, err) == (0, '')
+        assert out == (f'the run in {run} is complete: 4 epoch(s) done, as --budget {budget} '
+                       '(4 epoch(s) of its 32 images) asks; nothing to train\n')
+    code, out, err = call(capfd, cli.train_main, '--resume', run, '--budget', '96')
+    assert_one_line_error(code, out, err, 'has done 4 epoch(s): --budget 96 (3 epoch(s) of its 32 '
+                          'images) is fewer; give more than 96 images')
+    assert _files(run) == before
     code, out, err = call(capfd, cli.train_main, '--resume', run, '--num-epochs', '5')
     assert code == 0, err
     assert (metrics(run)['settings']['budget'], len(metrics(run)['epochs'])) == (None, 5)

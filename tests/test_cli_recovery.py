@@ -12,7 +12,8 @@ import pytest
 
 from d2l_dcgan import DCGANError, cli
 from d2l_dcgan import checkpoint as ckpt
-from d2l_dcgan.fileio import atomic_write
+from d2l_dcgan.runfolder import RunLock
+from d2l_dcgan.fileio import atomic_write, is_temporary
 from test_cli import ENV, REPO_ROOT, TRAIN, run, run_all
 
 TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--no-progress', '--device', 'cpu',
@@ -98,7 +99,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
     assert f'resume with: python examples/train_pokemon.py --resume {out}' in stderr
     path, state = ckpt.newest_valid_checkpoint(str(out / 'checkpoints'))
     assert path is not None and state['epoch'] >= 1
-    assert not os.path.exists(out / 'checkpoints' / f'.tmp-{os.path.basename(path)}')
+    assert not [f for f in os.listdir(out / 'checkpoints') if is_temporary(f)]
     # and the run goes on from there
     done = len(state['history'])
     r = run(TRAIN + ['--resume', out, '--num-epochs', str(done + 1), '--no-progress'])
@@ -109,7 +110,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
 def test_a_second_run_into_the_same_out_dir_is_refused(tmp_path, capfd):
     out = tmp_path / 'run'
     out.mkdir()
-    with ckpt.RunLock(str(out)):
+    with RunLock(str(out)):
         code = cli.train_main(['--dataset', 'sprites', '--num-sprites', '8', '--num-epochs',
                                '1', '--cache-dir', str(tmp_path / 'cache'), '--out-dir',
                                str(out)])

@@ -11,6 +11,7 @@ from mxnet import np
 
 from d2l_dcgan import DCGANError, discriminator, generator, load_image_folder, make_sprites
 from d2l_dcgan import checkpoint as ckpt
+from d2l_dcgan.runfolder import RunLock
 from d2l_dcgan.run import fit
 
 
@@ -167,11 +168,11 @@ def test_exploding_losses_count_as_divergence(sprites, tmp_path):
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
-    with ckpt.RunLock(str(tmp_path)):
+    with RunLock(str(tmp_path)):
         with pytest.raises(DCGANError, match=f'another run \\(pid {os.getpid()}\\)'):
-            with ckpt.RunLock(str(tmp_path)):
+            with RunLock(str(tmp_path)):
                 pass
-    with ckpt.RunLock(str(tmp_path)):  # released on exit
+    with RunLock(str(tmp_path)):  # released on exit
         pass
 
 

@@ -1,5 +1,6 @@
-"""A run folder is always whole: kill -9 at any write of a run, then --resume (or, before the
-first checkpoint, the same command again), and the folder is what an uninterrupted run leaves."""
+"""A run folder is always whole: kill -9 at any write of a run, then --resume (or, before the run
+recorded its settings, the same command again), and the folder is what an uninterrupted run
+leaves."""
 import json
 import os
 import re
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from d2l_dcgan.checkpoint import TEMPORARY
+from d2l_dcgan.fileio import is_temporary
 from test_cli import ENV, REPO_ROOT, run_all
 
 FLAGS = ['--dataset', 'sprites', '--num-sprites', '32', '--num-epochs', '2', '--n-G', '8',
@@ -30,8 +31,9 @@ os.replace = replace
 from d2l_dcgan.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-# the renames of a 2-epoch run of FLAGS, in order, its sprites drawn already
-RENAMES = ['metrics.json', 'dcgan.png', 'epoch_001.png', 'net_G.params',
+# the renames of a 2-epoch run of FLAGS, in order, its sprites drawn already: its settings
+# recorded before it reads its data, then what it read, then each epoch
+RENAMES = ['metrics.json', 'metrics.json', 'dcgan.png', 'epoch_001.png', 'net_G.params',
            'net_D.params', 'metrics.json', 'ckpt-e0001-s000002', 'dcgan.png', 'epoch_002.png',
            'net_G.params', 'net_D.params', 'metrics.json', 'ckpt-e0002-s000002']
 
@@ -79,7 +81,7 @@ def test_the_renames_are_the_ones_counted(uninterrupted, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize('kill_at', [1, 3, 4, 6, 7, 13],
+@pytest.mark.parametrize('kill_at', [1, 2, 4, 5, 7, 8, 14],
                          ids=lambda n: f'before {n}: {RENAMES[n - 1]}')
 def test_kill_9_then_resume_gives_the_uninterrupted_folder(uninterrupted, tmp_path, kill_at):
     tmp, want = uninterrupted
@@ -88,17 +90,23 @@ def test_kill_9_then_resume_gives_the_uninterrupted_folder(uninterrupted, tmp_pa
     killed = subprocess.run([str(c) for c in command(tmp_path, 'run', kill_at)], cwd=REPO_ROOT,
                             env=ENV, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr
-    has_checkpoint = os.path.isdir(out / 'checkpoints') and os.listdir(out / 'checkpoints')
-    again = command(tmp_path, 'run') if not has_checkpoint else [
+    # before rename 2 (the run reading its data): a folder with its settings, .lock and an
+    # empty samples/, and no checkpoint; before rename 1, no settings to resume with
+    assert os.path.exists(out / 'metrics.json') == (kill_at > 1)
+    if kill_at == 2:
+        assert os.listdir(out / 'samples') == [] and not os.path.exists(out / 'checkpoints')
+    again = command(tmp_path, 'run') if kill_at == 1 else [
         sys.executable, '-m', 'd2l_dcgan', 'train', '--resume', out, '--no-progress']
     r = subprocess.run([str(c) for c in again], cwd=REPO_ROOT, env=ENV, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    if kill_at == 2:
+        assert f'no checkpoint in {out / "checkpoints"}: starting from the beginning' in r.stdout
     epochs, files = folder(out)
     assert epochs == want[0]  # every epoch, with the same numbers
     assert files.keys() == want[1].keys()  # every sample grid; no temporary file
     assert files == want[1]  # bit for bit: the weights are the last epoch's
-    assert not [p for p in files if TEMPORARY.match(os.path.basename(p))]
+    assert not [p for p in files if is_temporary(os.path.basename(p))]
     # the killed process left a temporary file or folder: the next one said it removed it
     assert re.search(r'^removed .*\.tmp-.*, left by a process that was killed', r.stdout,
                      re.M), r.stdout

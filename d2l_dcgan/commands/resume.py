@@ -6,6 +6,7 @@ import os
 
 from ..errors import DCGANError
 from ..flags import epochs_for
+from ..runfolder import RunFolder
 from .recipe_flags import OPTIONS, RECIPE_FLAGS, flag, train_recipe
 
 KEPT, CHANGEABLE, NEW = 'kept', 'changeable', 'new'
@@ -36,30 +37,14 @@ def images_fingerprint(root):
 
 
 def read_run(run_dir):
-    """The metrics.json of the run in `run_dir`."""
+    """The metrics.json of the run in `run_dir`: its settings, recorded when it started."""
     if not os.path.isdir(run_dir):
         raise DCGANError(f'--resume {run_dir}: no such folder')
     try:
-        with open(os.path.join(run_dir, 'metrics.json')) as f:
-            saved = json.load(f)
-        saved['settings']
+        return RunFolder(run_dir).recorded()
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DCGANError(f'--resume {run_dir}: no readable metrics.json, so not a run folder '
                          f'of this program ({type(e).__name__})') from e
-    return saved
-
-
-def checkpoint_history(run_dir):
-    """The epoch records in the newest valid checkpoint of `run_dir` ([] without one)."""
-    from ..checkpoint import newest_valid_checkpoint
-    _, state = newest_valid_checkpoint(os.path.join(run_dir, 'checkpoints'),
-                                       report=lambda message: None)  # fit reports them
-    return (state or {}).get('history', [])
-
-
-def epochs_done(run_dir):
-    """The last epoch the newest valid checkpoint of `run_dir` finished (0 without one)."""
-    return max((r['epoch'] for r in checkpoint_history(run_dir)), default=0)
 
 
 def run_recipe(run_dir):
@@ -80,7 +65,9 @@ def check_recipe(args, given, saved):
 
 
 def check_data_dir(args, saved):
-    """A --data-dir given anew (a moved folder) must hold the run's images."""
+    """A --data-dir given anew (a moved folder) must hold the run's images, if it read any."""
+    if 'num_images' not in saved:  # stopped before it read its data: it starts anew
+        return
     count, digest = images_fingerprint(args.data_dir)
     want = saved.get('images_fingerprint')
     ok = digest == want if want else count == saved.get('num_images', 0) + len(
@@ -92,8 +79,9 @@ def check_data_dir(args, saved):
 
 
 def resume_settings(args, given):
-    """args of a --resume: the saved run's settings, with the flags given now checked (those
-    KEPT must agree) or applied (CHANGEABLE); out_dir is the run's folder."""
+    """(args, complete) of a --resume: the saved run's settings, with the flags given now
+    checked (those KEPT must agree) or applied (CHANGEABLE), out_dir the run's folder; and
+    the line to say if the run has done all it is asked to (else None)."""
     run_dir, saved = args.resume, read_run(args.resume)
     settings = saved['settings']
     if 'out_dir' in given and os.path.realpath(args.out_dir) != os.path.realpath(run_dir):
@@ -116,15 +104,26 @@ def resume_settings(args, given):
     check_recipe(args, given, saved)
     if 'data_dir' in given and args.data_dir:
         check_data_dir(args, saved)
-    done = epochs_done(run_dir)
+    done, length = epochs_done(args, saved)
+    complete = done and done == args.num_epochs
+    return args, (f'the run in {run_dir} is complete: {done} epoch(s) done, as {length} asks; '
+                  'nothing to train' if complete else None)
+
+
+def epochs_done(args, saved):
+    """(epochs done, the run's length as asked) of a resumed run, its --budget counted (once)
+    in epochs of the images it recorded; a DCGANError if it asks for fewer than done."""
+    done = RunFolder(args.resume).epochs_done()
+    if not done:  # nothing trained: --budget is counted in the images the run reads
+        return 0, ''
     if args.budget:
         args.num_epochs = epochs_for(args.budget, saved['num_images'])
         length = (f'--budget {args.budget:,} ({args.num_epochs} epoch(s) of its '
                   f'{saved["num_images"]:,} images)')
-        more = f'{done * saved["num_images"]:,} images'
+        least = f'more than {(done - 1) * saved["num_images"]:,} images'
     else:
-        length, more = f'--num-epochs {args.num_epochs}', done
-    if done and args.num_epochs <= done:
-        raise DCGANError(f'the run in {run_dir} has done {done} epoch(s): {length} leaves '
-                         f'nothing to train; give more than {more}')
-    return args
+        length, least = f'--num-epochs {args.num_epochs}', f'{done} or more'
+    if args.num_epochs < done:
+        raise DCGANError(f'the run in {args.resume} has done {done} epoch(s): {length} is '
+                         f'fewer; give {least}')
+    return done, length

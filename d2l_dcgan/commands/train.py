@@ -11,7 +11,8 @@ from ..errors import DCGANError, one_line
 from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
                      command_line, epochs_for, image_count, load_data, number,
-                     parse_given, run_command, save_params, seed_everything, write_json)
+                     parse_given, run_command, seed_everything)
+from ..runfolder import METRICS, RunFiles, RunFolder
 from .recipe_flags import add_recipe_flags, recipe_defaults, train_recipe
 
 
@@ -23,7 +24,7 @@ def train_parser(prog=None):
         'metrics.json into --out-dir.'),
         formatter_class=HelpFormatter)
     data = p.add_argument_group('data')
-    add_data_flags(data, skipped_listed_in='metrics.json')
+    add_data_flags(data, skipped_listed_in=METRICS)
     data.add_argument('--num-workers', type=NON_NEGATIVE_INT, default=0,
                       help='DataLoader worker processes (images are decoded once into memory)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
@@ -119,11 +120,10 @@ def swd_metric(images, num, latent_dim, seed, device):
 
 def resume_hint(args):
     """What to run after an interrupted run: --resume if a checkpoint was written."""
-    from ..checkpoint import list_checkpoints
     out = getattr(args, 'out_dir', None)
     if not out:
         return ''
-    if not list_checkpoints(os.path.join(out, 'checkpoints')):
+    if not RunFolder(out).newest_checkpoint():
         return f'; no checkpoint in {out} yet, so nothing to resume'
     return f'; resume with: {command_line("--resume", out)}'
 
@@ -154,80 +154,14 @@ def check_out_dir(path):
     return path
 
 
-def check_run_folder(out, resume, say=print):
+def check_run_folder(folder, resume, say=print):
     """A new run needs a folder without checkpoints: it would mix its own in and prune them."""
-    from ..checkpoint import list_checkpoints
-    found = list_checkpoints(os.path.join(out, 'checkpoints'))
+    found = folder.newest_checkpoint()
     if resume and not found:
-        say(f'no checkpoint in {out}/checkpoints: starting from the beginning')
+        say(f'no checkpoint in {folder.checkpoints}: starting from the beginning')
     elif not resume and found:
-        raise DCGANError(f'--out-dir {out} holds a run already ({os.path.basename(found[0])}); '
-                         f'continue it with --resume {out}, or choose another --out-dir')
-
-
-class RunFolder:
-    """--out-dir while a run uses it: created and locked on entry; left as it was found if the
-    run fails before writing anything (a missing data folder, say)."""
-
-    def __init__(self, out):
-        from ..checkpoint import RunLock
-        self.out, self.existed = out, os.path.exists(out)
-        self.lock = RunLock(out)
-
-    def __enter__(self):
-        try:
-            os.makedirs(os.path.join(self.out, 'samples'), exist_ok=True)
-        except OSError as e:
-            raise DCGANError(f'cannot create --out-dir {self.out}: {e.strerror or e}') from e
-        self.lock.__enter__()  # refused: the folder is another run's, and so is all in it
-        from ..checkpoint import remove_temporaries
-        for path in remove_temporaries(self.out):
-            print(f'removed {path}, left by a process that was killed while writing it')
-        return self
-
-    def __exit__(self, kind, *exc):
-        failed_empty = kind is not None and not os.path.exists(
-            os.path.join(self.out, 'metrics.json'))
-        if failed_empty:  # removed while the lock is held, so no other run sees it go
-            _remove_if_there(os.rmdir, os.path.join(self.out, 'samples'))
-            _remove_if_there(os.remove, self.lock.path)
-        self.lock.__exit__(kind, *exc)
-        if failed_empty and not self.existed:
-            _remove_if_there(os.rmdir, self.out)
-
-
-def _remove_if_there(remove, path):
-    try:
-        remove(path)
-    except OSError:  # not there, or (a folder) not empty: not ours to remove
-        pass
-
-
-class RunFiles:
-    """What a training run writes into --out-dir after every epoch, each file atomically."""
-
-    def __init__(self, out, fixed_Z, metrics, resume):
-        self.out, self.fixed_Z, self.metrics = out, fixed_Z, metrics
-        self.metrics_path = os.path.join(out, 'metrics.json')
-        if resume:  # the checkpoint is an epoch's commit point: later records are trained again
-            from .resume import checkpoint_history
-            metrics['epochs'] = checkpoint_history(out)
-        write_json(self.metrics_path, metrics)
-
-    def on_epoch_samples(self, record, sample):
-        from ..plot import save_image_grid
-        save_image_grid(sample(self.fixed_Z), os.path.join(
-            self.out, 'samples', f'epoch_{record["epoch"]:03d}.png'))
-        if sample.average:
-            save_params(sample.net, os.path.join(self.out, 'net_G_ema.params'))
-
-    def on_epoch_end(self, record, net_D, net_G):
-        save_params(net_G, os.path.join(self.out, 'net_G.params'))
-        save_params(net_D, os.path.join(self.out, 'net_D.params'))
-        # an epoch run again after a rollback or resume replaces its earlier record
-        epochs = [r for r in self.metrics['epochs'] if r['epoch'] < record['epoch']]
-        self.metrics['epochs'] = epochs + [record]
-        write_json(self.metrics_path, self.metrics)
+        raise DCGANError(f'--out-dir {folder.out} holds a run already ({found}); '
+                         f'continue it with --resume {folder.out}, or choose another --out-dir')
 
 
 def run_settings(args, seed):
@@ -243,6 +177,24 @@ def check_data(args, images):
                          'the SWD compares at least 2 real images (or give --swd-samples 0)')
 
 
+def load_run_data(args, history, seed):
+    """The run's images, batches and the record of what it read; --budget in epochs of them
+    (a resumed run's counted already, in the images it recorded)."""
+    from .resume import images_fingerprint
+    seed_everything(seed)
+    data_dir, images, data_iter, skipped = load_data(args)
+    print(f'data: {len(images)} images from {data_dir}')
+    check_data(args, images)
+    if args.budget and not history:
+        args.num_epochs = epochs_for(args.budget, len(images))
+    if args.budget:
+        print(f'budget: {args.budget:,} images: {args.num_epochs} epochs of '
+              f'{len(images):,} ({args.num_epochs * len(images):,} images)')
+    return images, data_iter, {
+        'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
+        'images_fingerprint': images_fingerprint(data_dir)[1], 'skipped_images': skipped}
+
+
 def run_train(args):
     import matplotlib
     matplotlib.use('Agg')  # headless: the figures go to files
@@ -250,54 +202,48 @@ def run_train(args):
     from ..model import discriminator, generator
     from ..plot import GANAnimator
     from ..run import fit, fixed_noise
-    from .resume import images_fingerprint, run_recipe
+    from .resume import run_recipe
 
     devices = pick_devices(args)
-    out = check_out_dir(args.out_dir)
-    check_run_folder(out, args.resume, say=lambda message: None)  # before reading any data
-    with RunFolder(out):
-        check_run_folder(out, args.resume)  # again, now that the folder is ours alone
+    folder = RunFolder(check_out_dir(args.out_dir))
+    if not args.resume:
+        check_run_folder(folder, False)  # before touching the folder of another run
+    with folder:
+        check_run_folder(folder, args.resume)  # now that the folder is ours alone
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         recipe = run_recipe(args.resume) if args.resume else train_recipe(args)  # kept
         print(f'recipe: {recipe.describe()}')
-        seed_everything(seed)
-        data_dir, images, data_iter, skipped = load_data(args)
-        print(f'data: {len(images)} images from {data_dir}')
-        check_data(args, images)
-        if args.budget:
-            args.num_epochs = epochs_for(args.budget, len(images))
-            print(f'budget: {args.budget:,} images: {args.num_epochs} epochs of '
-                  f'{len(images):,} ({args.num_epochs * len(images):,} images)')
+        if not args.resume:  # from now on a kill leaves a run to resume
+            folder.start(run_settings(args, seed), recipe.to_json())
+        # the checkpoint is an epoch's commit point: later records are trained again
+        history = folder.history() if args.resume else []
+        images, data_iter, read = load_run_data(args, history, seed)
         net_G, net_D = generator(args.n_G), discriminator(args.n_D, args.alpha)
         # the same noise on resume: drawn from the seed
         fixed_Z = np.array(fixed_noise(seed, args.num_samples, args.latent_dim), ctx=devices[0])
-        files = RunFiles(out, fixed_Z, {
+        files = RunFiles(folder, fixed_Z, {
             'settings': run_settings(args, seed), 'recipe': recipe.to_json(),
-            'device': str(devices[0]), 'devices': [str(d) for d in devices],
-            'data_dir': os.path.abspath(data_dir), 'num_images': len(images),
-            'images_fingerprint': images_fingerprint(data_dir)[1],
-            'skipped_images': skipped, 'epochs': []}, args.resume)
+            'device': str(devices[0]), 'devices': [str(d) for d in devices], **read,
+            'epochs': history})
         start = time.time()
         epoch_metrics = (swd_metric(images, args.swd_samples, args.latent_dim, seed, devices[0])
                          if args.swd_samples else None)
         # closed at the end, interrupted or not: train_main may run many times in one process
-        with GANAnimator(args.num_epochs, path=os.path.join(out, 'dcgan.png'),
+        with GANAnimator(args.num_epochs, path=folder.figure,
                          swd=args.swd_samples > 0) as animator:
             history = fit(
                 net_D, net_G, data_iter, args.num_epochs, args.lr, args.latent_dim, devices,
                 hybridize=args.hybridize, seed=seed, fixed_Z=fixed_Z, recipe=recipe,
                 animator=animator, epoch_metrics=epoch_metrics,
                 on_epoch_samples=files.on_epoch_samples, on_epoch_end=files.on_epoch_end,
-                progress=args.progress, checkpoint_dir=os.path.join(out, 'checkpoints'),
+                progress=args.progress, checkpoint_dir=folder.checkpoints,
                 checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
                 resume=bool(args.resume), max_loss=args.max_loss,
                 on_divergence=args.on_divergence)
         if history and history[-1].get('swd') is not None:
             print(f'SWD x1e3 to the data: {history[-1]["swd"]:.1f}')
-    ema = 'net_G_ema.params, ' if recipe.ema_halflife else ''
     print(f'{len(history)} epochs done ({time.time() - start:.1f} s this run); '
-          f'wrote {out}/dcgan.png, samples/, net_G.params, {ema}net_D.params, metrics.json, '
-          f'checkpoints/')
+          f'wrote {folder.out}/{RunFolder.written(recipe.ema_halflife)}')
 
 
 def train_main(argv=None, prog=None):
@@ -306,10 +252,13 @@ def train_main(argv=None, prog=None):
     args, given = parse_given(train_parser(prog), argv)
     if args.resume:
         try:
-            args = resume_settings(args, given)
+            args, complete = resume_settings(args, given)
         except DCGANError as e:
             print(f'error: {one_line(str(e))}', file=sys.stderr)
             return 2
+        if complete:  # a job that resumes until it succeeds has succeeded: nothing to write
+            print(one_line(complete))
+            return 0
     else:
         recipe_defaults(args, given)
     return run_command(run_train, args, resume_hint)
