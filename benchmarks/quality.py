@@ -144,10 +144,11 @@ def settings(args, num_images):
 def train_to(args, name, seed, epochs, run_dir):
     """`train` the run in `run_dir` to `epochs` epochs: started, or continued from its last
     checkpoint."""
+    from d2l_dcgan.runfolder import RunFolder
     base = [sys.executable, '-m', 'd2l_dcgan', 'train']
-    if os.path.exists(os.path.join(run_dir, 'checkpoints')):
-        with open(os.path.join(run_dir, 'metrics.json')) as f:
-            done = len(json.load(f)['epochs'])
+    folder = RunFolder(run_dir)
+    if folder.newest_checkpoint():
+        done = len(folder.recorded()['epochs'])
         if done > epochs:  # its weights at `epochs` are gone
             sys.exit(f'{run_dir} has trained past epoch {epochs}: sweep the budgets in '
                      f'increasing order, or delete the run to train it again')
@@ -175,19 +176,21 @@ def measure(args, images, run_dir, epoch, seed):
     import mxnet as mx
     from d2l_dcgan.commands.evaluate import generator_swd
     from d2l_dcgan.commands.sampling import load_generator
-    with open(os.path.join(run_dir, 'metrics.json')) as f:
-        metrics = json.load(f)
+    from d2l_dcgan.runfolder import EMA_PARAMS, RunFolder
+    folder = RunFolder(run_dir)
+    metrics = folder.recorded()
     done = [e for e in metrics['epochs'] if e['epoch'] <= epoch]
     assert len(done) == epoch, f'{run_dir} holds {len(done)} epochs, not {epoch}'
-    averaged = os.path.exists(os.path.join(run_dir, 'net_G_ema.params'))
+    raw, average = folder.params('net_G'), folder.params(EMA_PARAMS)
+    averaged = os.path.exists(average)
     swds = {}
-    for params in ['net_G_ema.params'] * averaged + ['net_G.params']:
-        net_G, latent_dim = load_generator(os.path.join(run_dir, params), mx.cpu())
+    for params in [average] * averaged + [raw]:
+        net_G, latent_dim = load_generator(params, mx.cpu())
         swds[params] = generator_swd(net_G, latent_dim, images, args.samples, seed, mx.cpu())
-    levels, swd, _ = swds['net_G_ema.params' if averaged else 'net_G.params']
+    levels, swd, _ = swds[average if averaged else raw]
     return {'epoch': epoch, 'images': epoch * metrics['num_images'], 'swd': swd,
             'swd_levels': levels, 'averaged': averaged, 'recipe': metrics['recipe'],
-            'swd_raw_G': swds['net_G.params'][1],
+            'swd_raw_G': swds[raw][1],
             'loss_D': done[-1]['loss_D'], 'loss_G': done[-1]['loss_G'],
             'train_seconds': sum(metrics['num_images'] / e['examples_per_sec'] for e in done)}
 
@@ -197,8 +200,9 @@ def keep_samples(args, run_dir, key, epoch):
     lies outside the repository and is lost with its machine. At the figure's size (256 px, as
     draw_grids shows it at 50 dpi), as JPEG: about 20 kB, against 700 kB for the run's PNG."""
     from PIL import Image
+    from d2l_dcgan.runfolder import RunFolder
     os.makedirs(samples_folder(args), exist_ok=True)
-    with Image.open(os.path.join(run_dir, 'samples', f'epoch_{epoch:03d}.png')) as im:
+    with Image.open(RunFolder(run_dir).sample_grid(epoch)) as im:
         im.convert('RGB').resize((256, 256), Image.LANCZOS).save(
             samples_path(args, key, epoch), quality=90)
 

@@ -95,6 +95,10 @@ class RunFolder:
         """The last epoch the newest valid checkpoint finished (0 without one)."""
         return max((r['epoch'] for r in self.history()), default=0)
 
+    def was_locked(self):
+        """True if a run has taken the folder (and left its lock file)."""
+        return os.path.exists(self.lock.path)
+
     def recorded(self):
         """What the run recorded in metrics.json (settings first); OSError, ValueError, KeyError
         or TypeError if it recorded nothing readable."""

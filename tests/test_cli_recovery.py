@@ -12,7 +12,7 @@ import pytest
 
 from d2l_dcgan import DCGANError, cli
 from d2l_dcgan import checkpoint as ckpt
-from d2l_dcgan.runfolder import RunLock
+from d2l_dcgan.runfolder import RunFolder, RunLock
 from d2l_dcgan.fileio import atomic_write, is_temporary
 from test_cli import ENV, REPO_ROOT, TRAIN, run, run_all
 
@@ -66,6 +66,16 @@ def test_resume_refuses_to_change_the_runs_settings(runs, capfd):
 def test_resume_of_a_folder_that_is_no_run(tmp_path, capfd):
     assert cli.train_main(['--resume', str(tmp_path)]) == 2
     assert 'no readable metrics.json' in capfd.readouterr().err
+
+
+def test_resume_of_a_run_stopped_before_it_recorded_its_settings(tmp_path, capfd):
+    """The folder a run killed in its first instant leaves: its lock and an empty samples/."""
+    with RunFolder(str(tmp_path / 'run')):
+        pass
+    assert sorted(os.listdir(tmp_path / 'run')) == ['.lock', 'samples']
+    assert cli.train_main(['--resume', str(tmp_path / 'run')]) == 2
+    err = capfd.readouterr().err
+    assert 'its run was stopped before it recorded its settings in metrics.json' in err
 
 
 def _start(cmd):

@@ -1,12 +1,11 @@
 """`train --resume OUT_DIR`: the settings of the run it continues, and the flags that may change."""
 import argparse
 import hashlib
-import json
 import os
 
 from ..errors import DCGANError
 from ..flags import epochs_for
-from ..runfolder import RunFolder
+from ..runfolder import METRICS, RunFolder
 from .recipe_flags import OPTIONS, RECIPE_FLAGS, flag, train_recipe
 
 KEPT, CHANGEABLE, NEW = 'kept', 'changeable', 'new'
@@ -37,18 +36,23 @@ def images_fingerprint(root):
 
 
 def read_run(run_dir):
-    """The metrics.json of the run in `run_dir`: its settings, recorded when it started."""
+    """What the run in `run_dir` recorded: its settings when it started, then its data and
+    epochs."""
     if not os.path.isdir(run_dir):
         raise DCGANError(f'--resume {run_dir}: no such folder')
+    folder = RunFolder(run_dir)
     try:
-        return RunFolder(run_dir).recorded()
+        return folder.recorded()
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DCGANError(f'--resume {run_dir}: no readable metrics.json, so not a run folder '
+        if folder.was_locked() and not os.path.exists(folder.metrics):
+            raise DCGANError(f'--resume {run_dir}: its run was stopped before it recorded its '
+                             f'settings in {METRICS}; start it again with its own flags') from e
+        raise DCGANError(f'--resume {run_dir}: no readable {METRICS}, so not a run folder '
                          f'of this program ({type(e).__name__})') from e
 
 
 def run_recipe(run_dir):
-    """The recipe the run in `run_dir` trained with, as its metrics.json recorded it: a run
+    """The recipe the run in `run_dir` trained with, as it recorded it: a run
     continues with it, whatever --recipe's techniques are today."""
     from ..recipes import Recipe
     return Recipe.from_json(read_run(run_dir).get('recipe'))  # none recorded: the book's

@@ -165,7 +165,7 @@ def check_run_folder(folder, resume, say=print):
 
 
 def run_settings(args, seed):
-    """The settings recorded in metrics.json: the flags, with the seed and absolute paths."""
+    """The settings a run records: the flags, with the seed and absolute paths."""
     absolute = {k: os.path.abspath(getattr(args, k)) for k in ('data_dir', 'cache_dir')
                 if getattr(args, k)}
     return {**vars(args), 'seed': seed, **absolute}
