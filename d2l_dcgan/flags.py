@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from .errors import DCGANError, one_line
-from .fileio import save_params, write_json  # noqa: F401 (the commands' and examples')
+from .fileio import save_params, write_json  # noqa: F401 (the examples' and benchmarks')
 from .interrupts import KeyboardInterrupts, TrainingInterrupted
 from .runfolder import run_folder_of
 

@@ -80,8 +80,8 @@ class Ops:
 def option(default, values, help, metavar=None, needs=None, flag=True, resume='kept'):
     """A Recipe field, declared once: its default, its `values` (Bound, Switch or Ops), the
     help line and metavar of its flag of train (`flag`: False if train's own flag gives it),
-    the field it `needs` on as (name, why), and what --resume does with it (the recipe a run
-    trained with is kept: a flag given must agree)."""
+    the option it `needs` to be on, as (name, why), and what --resume does with it (the recipe
+    a run trained with is kept: a flag given must agree)."""
     return field(default=default, metadata=dict(values=values, help=help, metavar=metavar,
                                                 needs=needs, flag=flag, resume=resume))
 

@@ -108,13 +108,13 @@ def resume_settings(args, given):
     check_recipe(args, given, saved)
     if 'data_dir' in given and args.data_dir:
         check_data_dir(args, saved)
-    done, length = epochs_done(args, saved)
+    done, length = length_asked(args, saved)
     complete = done and done == args.num_epochs
     return args, (f'the run in {run_dir} is complete: {done} epoch(s) done, as {length} asks; '
                   'nothing to train' if complete else None)
 
 
-def epochs_done(args, saved):
+def length_asked(args, saved):
     """(epochs done, the run's length as asked) of a resumed run, its --budget counted (once)
     in epochs of the images it recorded; a DCGANError if it asks for fewer than done."""
     done = RunFolder(args.resume).epochs_done()
