@@ -13,7 +13,7 @@ import shutil
 
 import numpy as onp
 
-from .errors import DCGANError
+from .errors import ArgumentError, DCGANError
 from .fileio import FileLock, file_digest, fsync_path, remove_path
 
 NAME = re.compile(r'^ckpt-e(\d+)-s(\d+)$')
@@ -156,8 +156,9 @@ class RunLock(FileLock):
 
     def __enter__(self):
         if not self.acquire(blocking=False):
-            raise DCGANError(f'another run (pid {self.holder()}) is writing to '
-                             f'{os.path.dirname(self.path)}; wait for it or use another --out-dir')
+            raise ArgumentError('out_dir', f'another run (pid {self.holder()}) is writing '
+                                f'to {os.path.dirname(self.path)}; wait for it or use another '
+                                'out_dir')
         return self
 
     def __exit__(self, *exc):
