@@ -75,7 +75,7 @@ class Parser(argparse.ArgumentParser):
     def _add_spellings(self):
         """Let argparse's table of option strings take the renamed and lower-case spellings too:
         accepted, but not listed by --help."""
-        table = self._option_string_actions
+        table = self._option_string_actions  # argparse has no public way to hide a spelling
         for old, new in self.renamed.items():
             table.setdefault(old, table[new])
         for option, action in list(table.items()):
@@ -210,8 +210,8 @@ def device_spec(text):
 def device_specs(text):
     """--device's value where it may be several devices: one, or distinct cpu[:N] or gpu[:N],
     comma-separated, as 'gpu:0,gpu:1' (data parallel)."""
-    if ',' not in text:
-        return device_spec(text)
+    if ',' not in text and is_device_spec(text):
+        return text
     specs = [s.strip().lower() for s in text.split(',')]
     if not all(re.fullmatch(r'(cpu|gpu)(:\d+)?', s) for s in specs):
         raise argparse.ArgumentTypeError(f'expected auto, cpu, cpu:N, gpu, gpu:N or several '
