@@ -251,6 +251,18 @@ def test_devices_are_checked_before_the_data(tmp_path, capfd, devices, expected)
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_run_of_the_older_devices_flag_resumes_on_its_devices(run_copy, capfd):
+    """Before --device took several devices, --devices recorded them in the run's settings."""
+    saved = metrics(run_copy)
+    saved['settings'].update(device='auto', devices='cpu:0,cpu:1')
+    with open(run_copy / 'metrics.json', 'w') as f:
+        json.dump(saved, f)
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
+    assert code == 0, err
+    assert 'devices: cpu(0), cpu(1) (data parallel)' in out
+    assert metrics(run_copy)['devices'] == ['cpu(0)', 'cpu(1)']
+
+
 def test_a_batch_smaller_than_the_devices_is_refused_by_name(tmp_path, capfd):
     code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'missing',
                           '--out-dir', tmp_path / 'out', '--device', 'cpu:0,cpu:1',

@@ -304,6 +304,8 @@ def train_main(argv=None, prog=None):
         except DCGANError as e:
             print(error_line(parser, e), file=sys.stderr)
             return 2
+        if getattr(args, 'devices', None) and 'device' not in given:  # a run of the old --devices
+            args.device = args.devices
     else:
         recipe_defaults(args, given)
     return run_command(run_train, args, resume_hint, parser=parser)
