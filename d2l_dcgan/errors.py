@@ -12,7 +12,7 @@ class DCGANError(Exception):
 class ArgumentError(DCGANError):
     """A DCGANError about the argument `arg` of the function called, worded as argparse words
     its errors ('argument lr: ...'); `also`: other arguments the message names. The command
-    line puts its flags in their places (flags.error_line), so a notebook never sees a flag."""
+    line puts its flags in their places (flags.error_message): a notebook never sees a flag."""
 
     def __init__(self, arg, message, also=()):
         super().__init__(arg, message, also)

@@ -302,7 +302,8 @@ def test_download_failure_says_what_to_do(tmp_path, monkeypatch, where):
         download('fakezip', str(cache))
     message = str(e.value)
     assert 'pokemon.zip' in message and str(cache) in message and 'by hand' in message
-    assert '--data-dir' in message
+    assert message.startswith('argument cache_dir: ') and 'image folder as data_dir' in message
+    assert '--' not in message  # download() is called from Python: no flags
     assert os.listdir(cache) == ['pokemon.lock']
 
 

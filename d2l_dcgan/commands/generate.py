@@ -12,8 +12,8 @@ def generate_parser(prog=None):
                formatter_class=HelpFormatter, usage='%(prog)s --params FILE [options]')
     p.epilog = examples(
         p.prog, ('64 images of a run\'s generator', '--params runs/book/net_G.params'),
-        ('8 walks of 10 images between random points',
-         '--params runs/book/net_G.params --num-samples 80 --interpolate 10 --out walks.png'))
+        ('8 walks of 8 images between random points',
+         '--params runs/book/net_G.params --interpolate 8 --out walks.png'))
     add_sampling_flags(p)
     p.add_argument('--num-samples', type=POSITIVE_INT, default=64, help='images to generate')
     p.rename('--num', '--num-samples')
