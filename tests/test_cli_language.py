@@ -52,8 +52,7 @@ MAINS = {  # what runs each command's argv (the examples run their parser's pars
     **{name: (lambda name: lambda argv: PARSERS[name]().parse_args(argv))(name)
        for name in ('exercise_relu', 'exercise_fashion_mnist', 'gpu_check')},
 }
-PROGS = {'exercise_relu': 'exercise_relu.py', 'exercise_fashion_mnist': 'exercise_fashion_mnist.py',
-         'gpu_check': 'gpu_check.py'}
+PROGS = {name: f'{name}.py' for name in ('exercise_relu', 'exercise_fashion_mnist', 'gpu_check')}
 
 
 def exits(capfd, name, *argv):
