@@ -99,6 +99,8 @@ class Parser(argparse.ArgumentParser):
 
 def examples(prog, *commands):
     """An epilog of example commands: `commands` are (what it does, `prog`'s flags) pairs."""
+    if prog.endswith('.py'):  # examples/train_pokemon.py
+        prog = f'python examples/{prog}'
     return 'examples:\n' + '\n'.join(f'  # {what}\n  {prog} {flags}'.rstrip()
                                       for what, flags in commands)
 

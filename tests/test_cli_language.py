@@ -46,13 +46,15 @@ PARSERS = {
 }
 MAINS = {  # what runs each command's argv (the examples run their parser's parse_args)
     'train': lambda argv: cli.train_main(argv, prog='train'),
+    'train_pokemon': lambda argv: cli.train_main(argv, prog='train_pokemon.py'),
     'generate': lambda argv: cli.generate_main(argv, prog='generate'),
     'evaluate': lambda argv: cli.evaluate_main(argv, prog='evaluate'),
     'crosscheck': lambda argv: crosscheck_main(argv, prog='crosscheck'),
     **{name: (lambda name: lambda argv: PARSERS[name]().parse_args(argv))(name)
        for name in ('exercise_relu', 'exercise_fashion_mnist', 'gpu_check')},
 }
-PROGS = {name: f'{name}.py' for name in ('exercise_relu', 'exercise_fashion_mnist', 'gpu_check')}
+PROGS = {name: f'{name}.py' for name in ('train_pokemon', 'exercise_relu',
+                                          'exercise_fashion_mnist', 'gpu_check')}
 
 
 def exits(capfd, name, *argv):
@@ -163,7 +165,8 @@ def test_a_bad_device_is_argparses_one_line(capfd, name):
     need = ['--params', 'x'] if name in ('generate', 'evaluate') else []
     code, out, err = exits(capfd, name, *need, '--device', 'gpu0')
     assert code == 2 and out == ''
-    several = ', gpu:N or several such as gpu:0,gpu:1' if name == 'train' else ' or gpu:N'
+    several = (', gpu:N or several such as gpu:0,gpu:1' if name.startswith('train') else
+               ' or gpu:N')
     assert err == (f'{PROGS.get(name, name)}: error: argument --device: expected auto, cpu, '
                    f'cpu:N, gpu{several}, got \'gpu0\' (see --help)\n')
 
