@@ -233,7 +233,7 @@ def load(path):
 
 
 def save(path, results):
-    from d2l_dcgan.flags import write_json
+    from d2l_dcgan.fileio import write_json
     results['table'] = table(results)
     write_json(path, results)
 

@@ -51,7 +51,7 @@ if compat.numpy_scalar_repr_is_typed():  # NumPy 2 would pass 'np.int64(17)' to 
 # The chapter's code runs in MXNet's NumPy mode, like every d2l MXNet section.
 npx.set_np()
 
-from .errors import DCGANError  # noqa: E402
+from .errors import ArgumentError, DCGANError  # noqa: E402
 from .model import G_block, D_block, generator, discriminator  # noqa: E402
 from .data import (load_pokemon, load_image_folder, read_images,  # noqa: E402
                    download, download_extract)
@@ -68,7 +68,7 @@ if _COMMAND:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 __all__ = [
-    'DCGANError', 'G_block', 'D_block', 'generator', 'discriminator',
+    'DCGANError', 'ArgumentError', 'G_block', 'D_block', 'generator', 'discriminator',
     'load_pokemon', 'load_image_folder', 'read_images', 'download', 'download_extract',
     'make_sprites', 'update_D', 'update_G', 'train', 'init_nets', 'fit',
     'GANAnimator', 'show_images', 'plot_leaky_relu', 'sample_grid',

@@ -16,7 +16,7 @@ from . import discriminator, generator, init_nets
 from .errors import DCGANError
 from .train import train_step
 from .flags import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, add_data_flags,
-                    chosen_device, read_data, run_command)
+                    chosen_device, device_spec, examples, read_data, run_command)
 
 # What "within float rounding" allows. Measured on a CPU: the two sides agree to the last bit
 # (weights and losses; widths 8 to 64, batches 16 to 64, 1 and 2 threads, 5 to 8 steps), since
@@ -43,8 +43,11 @@ def crosscheck_parser(prog=None):
         'the same batches and noise; print both losses and the largest weight difference per '
         'step; exit 0 if every difference is within float rounding, else 1.'),
         formatter_class=HelpFormatter)
+    p.epilog = examples(p.prog, ('5 steps on 256 drawn sprites, offline', ''),
+                        ('the chapter\'s sizes on the Pokemon, 20 steps',
+                         '--dataset pokemon --batch-size 256 --steps 20'))
     p.add_argument('--steps', type=POSITIVE_INT, default=5, help='training steps to compare')
-    add_data_flags(p)
+    add_data_flags(p.add_argument_group('data'))
     p.set_defaults(dataset='sprites', num_sprites=256)
     p.add_argument('--batch-size', type=POSITIVE_INT, default=64, help='images per step')
     p.add_argument('--n-G', dest='n_G', type=POSITIVE_INT, default=64, help='generator width')
@@ -53,7 +56,8 @@ def crosscheck_parser(prog=None):
     p.add_argument('--lr', type=POSITIVE_FLOAT, default=0.005, help="Adam's learning rate")
     p.add_argument('--latent-dim', type=POSITIVE_INT, default=100, help='length of Z')
     p.add_argument('--seed', type=SEED, default=0, help='seed of the weights, batches and noise')
-    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    p.add_argument('--device', type=device_spec, default='auto',
+                   help='auto, cpu, cpu:N, gpu or gpu:N')
     return p
 
 
@@ -195,9 +199,10 @@ def run_crosscheck(args):
 
 
 def crosscheck_main(argv=None, prog=None):
-    args = crosscheck_parser(prog).parse_args(argv)
+    parser = crosscheck_parser(prog)
+    args = parser.parse_args(argv)
     differs = []
-    status = run_command(lambda a: differs.append(run_crosscheck(a)), args)
+    status = run_command(lambda a: differs.append(run_crosscheck(a)), args, parser=parser)
     return status or (1 if differs and differs[0] is not None else 0)
 
 

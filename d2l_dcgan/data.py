@@ -17,7 +17,7 @@ from mxnet import gluon, np
 
 from . import decode
 from .decode import MAX_IMAGE_PIXELS
-from .errors import DCGANError, check_positive
+from .errors import ArgumentError, DCGANError, check_positive
 from .fileio import FileLock, can_write, file_digest, read_text, remove_path
 
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
@@ -48,9 +48,9 @@ def _preparing(name, cache_dir, missing):
     `missing` from it."""
     fname = _cache_path(name, cache_dir)
     if not can_write(cache_dir):
-        raise DCGANError(
-            f'{cache_dir} holds no {missing} and cannot be written: give --cache-dir a folder '
-            f'that can be, or --data-dir the extracted image folder')
+        raise ArgumentError(
+            'cache_dir', f'{cache_dir} holds no {missing} and cannot be written: give a cache_dir '
+            f'that can be, or the extracted image folder as data_dir', also=['data_dir'])
     base = os.path.splitext(fname)[0]
     with FileLock(base + '.lock').held(f'preparing {os.path.basename(base)} in {cache_dir}'):
         # only the lock's holder writes these, so any found now belong to runs that died
@@ -99,10 +99,10 @@ def _download(hub_entry, fname, timeout=60):
         reason = getattr(e, 'reason', e)
         if isinstance(e, urllib.error.HTTPError):  # urlopen raises these before `status` is seen
             reason = f'HTTP {e.code} {e.reason}'
-        raise DCGANError(
-            f'could not download {url} ({reason}); without network access, put '
+        raise ArgumentError(
+            'cache_dir', f'could not download {url} ({reason}); without network access, put '
             f'{os.path.basename(fname)} (SHA-1 {sha1_hash}) into {cache_dir} by hand, '
-            f'or pass --data-dir DIR with an image folder') from e
+            f'or give an image folder as data_dir', also=['data_dir']) from e
     except OSError as e:
         remove_path(partial)
         raise DCGANError(f'could not write {partial}: {e.strerror or e}') from e

@@ -19,7 +19,7 @@ from mxnet import image, nd, np, npx
 from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
 
-from .errors import DCGANError, one_line
+from .errors import ArgumentError, DCGANError, one_line
 from .imagecache import ImageCache, cache_key
 
 # Pillow's Image.MAX_IMAGE_PIXELS, the size above which it warns of a decompression bomb
@@ -40,15 +40,23 @@ _DECODE_ERRORS = (MXNetError, OSError, SyntaxError, ValueError, EOFError, IndexE
                   TypeError, struct.error)
 
 
-class BadImage(DCGANError):
-    """An image that cannot be read: its `path` and the decoder's `reason`, in one line."""
+class BadImage(ArgumentError):
+    """An image that cannot be read: its `path` and the decoder's `reason`, in one line; `arg`:
+    the argument that refused it (max_image_pixels), if one did."""
 
-    def __init__(self, path, reason):
-        super().__init__(f'cannot read image {path}: {reason}')
+    def __init__(self, path, reason, arg=None):
+        super().__init__(arg, f'cannot read image {path}: {reason}')
         self.path, self.reason = path, reason
 
     def __reduce__(self):  # decode workers send it back pickled
-        return BadImage, (self.path, self.reason)
+        return BadImage, (self.path, self.reason, self.arg)
+
+    def __str__(self):
+        return super().__str__() if self.arg else self.message
+
+
+class TooManyPixels(ValueError):
+    """An image whose header gives more pixels than max_image_pixels."""
 
 
 # ------------------------------------------------------------------------------ one image
@@ -89,8 +97,8 @@ def _check_file(path, max_pixels):
         im = _open_header(f)
         width, height = im.size
         if max_pixels is not None and width * height > max_pixels:
-            raise ValueError(f'{width}x{height} is {width * height:,} pixels, more than the '
-                             f'limit of {max_pixels:,} (--max-image-pixels)')
+            raise TooManyPixels(f'{width}x{height} is {width * height:,} pixels, more than the '
+                                f'limit of {max_pixels:,}')
         _check_body(im)
         if im.format == 'PNG':  # verify() stops before IEND's CRC
             f.seek(0)
@@ -118,7 +126,8 @@ def read_one(path, size, max_pixels=MAX_IMAGE_PIXELS):
         ops = npx if isinstance(img, np.ndarray) else nd  # NumPy mode is per thread
         out = ops.image.resize(img, size, False, 1).asnumpy()
     except _DECODE_ERRORS as e:
-        raise BadImage(path, _reason(e)) from e
+        limit = 'max_image_pixels' if isinstance(e, TooManyPixels) else None
+        raise BadImage(path, _reason(e), limit) from e
     if img.shape[:2] != shape:
         raise BadImage(path, f'decoded to {img.shape}, its header says {shape[1]}x{shape[0]}')
     return out

@@ -13,7 +13,7 @@ import numpy as onp
 from mxnet import gluon, np
 
 from . import data
-from .errors import DCGANError, check_positive
+from .errors import ArgumentError, DCGANError, check_positive
 
 __all__ = ['FASHION_CLASSES', 'read_idx', 'load_fashion_mnist_arrays', 'select_categories',
            'resize_images', 'array_loader', 'load_fashion_mnist']
@@ -126,10 +126,10 @@ def load_fashion_mnist_arrays(data_dir=None, train=True):
             images = images.reshape(images.shape[:3]).astype(onp.uint8)
             labels = labels.astype(onp.int32)
         except Exception as e:  # network, SHA-1, disk: Gluon raises many kinds
-            raise DCGANError(
-                f'could not get Fashion-MNIST through Gluon ({type(e).__name__}: '
-                f'{_one_line(e)}); without network access, pass a folder with the four IDX '
-                f'files ({_ALL_FILES}): data_dir=DIR, or --data-dir DIR') from e
+            raise ArgumentError(
+                'data_dir', f'could not get Fashion-MNIST through Gluon ({type(e).__name__}: '
+                f'{_one_line(e)}); without network access, give a data_dir with the four IDX '
+                f'files ({_ALL_FILES})') from e
         _check_arrays(images, labels, 'Gluon\'s FashionMNIST')
         return images, labels
     if not os.path.isdir(data_dir):

@@ -1,34 +1,133 @@
 """What the commands (d2l_dcgan/commands/, crosscheck) share: the parser, number types, the data
 flags and their loading, devices, seeding, and running a command with one-line errors."""
 import argparse
+import difflib
 import math
 import os
 import random
+import re
 import shlex
 import sys
 
 from .errors import DCGANError, one_line
-from .fileio import save_params, write_json  # noqa: F401 (the examples' and benchmarks')
+from .gpu import is_device_spec
 from .interrupts import KeyboardInterrupts, TrainingInterrupted
 from .runfolder import run_folder_of
 
 
-class Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault('allow_abbrev', False)  # `--batch 8` would get past --resume's checks
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):  # one line, not argparse's usage block
-        self.exit(2, f'{self.prog}: error: {one_line(message)} (see --help)\n')
-
-
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)', but not for flags or options without a default."""
+    """Shows '(default: X)', but not for flags or options without a default; short metavars;
+    text laid out by hand (an epilog of commands, a docstring) kept as it is."""
 
     def _get_help_string(self, action):
         if action.default is None or isinstance(action.default, bool):
             return action.help
         return super()._get_help_string(action)
+
+    def _get_default_metavar_for_optional(self, action):
+        """N for an integer, X for a number, DIR for a folder, else the dest in capitals."""
+        kind = {'int': 'N', 'float': 'X'}.get(getattr(action.type, '__name__', None))
+        return kind or ('DIR' if action.dest.endswith('_dir') else action.dest.upper())
+
+    def _fill_text(self, text, width, indent):
+        if '\n' in text.strip():  # as argparse.RawDescriptionHelpFormatter keeps it
+            return ''.join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse as every command speaks it: one-line errors with the --help hint, "did you mean"
+    for a near miss, a lower-case spelling of every mixed-case flag (--n-g for --n-G), and
+    earlier versions' spellings of renamed flags, with a one-line note."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('allow_abbrev', False)  # `--batch 8` would get past --resume's checks
+        kwargs.setdefault('formatter_class', HelpFormatter)
+        kwargs.setdefault('usage', '%(prog)s [options]')  # --help lists them, in groups
+        super().__init__(*args, **kwargs)
+        self.renamed = {}  # an earlier version's spelling -> today's
+        self.notes = True  # say so when a renamed spelling is used
+
+    def rename(self, old, new):
+        """Accept `old`, an earlier spelling of the option `new`, saying it is now `new`."""
+        self.renamed[old] = new
+
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(2, f'{self.prog}: error: {one_line(message)} (see --help)\n')
+
+    def parse_args(self, args=None, namespace=None):
+        args, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.error(f'unrecognized arguments: {" ".join(extra)}{self.did_you_mean(extra)}')
+        return args
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._add_spellings()
+        for arg in args:
+            old = arg.partition('=')[0] if isinstance(arg, str) else None
+            if self.notes and old in self.renamed:
+                print(f'{self.prog}: note: {old} is now {self.renamed[old]} ({old} still works)',
+                      file=sys.stderr)
+        return super().parse_known_args(args, namespace)
+
+    def _add_spellings(self):
+        """Let argparse's table of option strings take the renamed and lower-case spellings too:
+        accepted, but not listed by --help."""
+        table = self._option_string_actions  # argparse has no public way to hide a spelling
+        for old, new in self.renamed.items():
+            table.setdefault(old, table[new])
+        for option, action in list(table.items()):
+            table.setdefault(option.lower(), action)
+
+    def did_you_mean(self, extra):
+        """'; did you mean --batch-size?' for the first unknown option near one of ours."""
+        options = [o for a in self._actions for o in a.option_strings if o.startswith('--')]
+        for arg in extra:
+            near = difflib.get_close_matches(arg.partition('=')[0], options, n=1) if (
+                isinstance(arg, str) and arg.startswith('-')) else []
+            if near:
+                return f'; did you mean {near[0]}?'
+        return ''
+
+    def flag(self, name):
+        """The option that sets the argument `name` (its dest), or `name` if none does."""
+        return next((a.option_strings[0] for a in self._actions
+                     if a.dest == name and a.option_strings), name)
+
+
+def examples(prog, *commands):
+    """An epilog of example commands: `commands` are (what it does, `prog`'s flags) pairs."""
+    if prog.endswith('.py'):  # examples/train_pokemon.py
+        prog = f'python examples/{prog}'
+    return 'examples:\n' + '\n'.join(f'  # {what}\n  {prog} {flags}'.rstrip()
+                                      for what, flags in commands)
+
+
+def doc_and_examples(doc):
+    """A script's docstring as (description, epilog): its indented `python ...` lines become
+    the epilog of examples."""
+    lines = doc.strip('\n').splitlines()
+    commands = [line.strip() for line in lines if line.startswith('    python ')]
+    rest = '\n'.join(line for line in lines if not line.startswith('    python '))
+    return re.sub(r'\n{3,}', '\n\n', rest), 'examples:\n' + '\n'.join(f'  {c}' for c in commands)
+
+
+def error_message(parser, e):
+    """A DCGANError as the command line says it: about an argument, in argparse's words, with
+    its flag (`parser`'s) in place of its name, there and in the message."""
+    if not e.arg or parser is None:
+        return str(e)
+    message = e.message
+    for name in {e.arg, *getattr(e, 'also', ())}:  # whole words, not part of a path
+        message = re.sub(rf'(?<![\w/.-]){re.escape(name)}(?![\w/-])', parser.flag(name), message)
+    return f'argument {parser.flag(e.arg)}: {message}'
+
+
+def error_line(parser, e):
+    """error_message's line as argparse says an error: the program, then the --help hint."""
+    prog = f'{parser.prog}: ' if parser is not None else ''
+    return f'{prog}error: {one_line(error_message(parser, e))} (see --help)'
 
 
 class _Unset:
@@ -108,6 +207,30 @@ def seed_everything(seed):
     mx.random.seed(seed, ctx='all')
 
 
+def device_spec(text):
+    """--device's value: auto, cpu, cpu:N, gpu or gpu:N."""
+    if not is_device_spec(text):
+        raise argparse.ArgumentTypeError(f'expected auto, cpu, cpu:N, gpu or gpu:N, got {text!r}')
+    return text
+
+
+def device_specs(text):
+    """--device's value where it may be several devices: one, or distinct cpu[:N] or gpu[:N],
+    comma-separated, as 'gpu:0,gpu:1' (data parallel)."""
+    if ',' not in text and is_device_spec(text):
+        return text
+    specs = [s.strip().lower() for s in text.split(',')]
+    if not all(re.fullmatch(r'(cpu|gpu)(:\d+)?', s) for s in specs):
+        raise argparse.ArgumentTypeError(f'expected auto, cpu, cpu:N, gpu, gpu:N or several '
+                                         f'such as gpu:0,gpu:1, got {text!r}')
+    specs = [s if ':' in s else s + ':0' for s in specs]
+    twice = sorted({s for s in specs if specs.count(s) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f'{", ".join(twice)} given twice in {text!r}; each '
+                                         'device takes its own share of a batch once')
+    return ','.join(specs)
+
+
 def prepare_cache_dir(path):
     if os.path.exists(path) and not os.path.isdir(path):
         raise DCGANError(f'--cache-dir {path} is a file, not a directory')
@@ -158,7 +281,7 @@ def add_data_flags(group, skipped_listed_in=None):
                        '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
     group.add_argument('--cache-dir', default=os.path.join('..', 'data'),
                        help='where pokemon.zip is downloaded and extracted, sprites drawn, and '
-                            'the decoded images kept (CACHE_DIR/decoded)')
+                            'the decoded images kept (DIR/decoded)')
     group.add_argument('--num-sprites', type=POSITIVE_INT, default=1024,
                        help='images in the sprites dataset')
     group.add_argument('--skip-bad-images', action='store_true',
@@ -169,7 +292,7 @@ def add_data_flags(group, skipped_listed_in=None):
                             'decoding it (Pillow\'s threshold for decompression bombs)')
     group.add_argument('--no-image-cache', dest='image_cache', action='store_false',
                        help='decode the images in memory, not into (or from) the decoded-image '
-                            'cache in CACHE_DIR/decoded, which later runs map instead of '
+                            'cache in --cache-dir\'s decoded/, which later runs map instead of '
                             'decoding')
 
 
@@ -205,12 +328,12 @@ def load_data(args):
                                       num_workers=args.num_workers), skipped
 
 
-def chosen_device(spec, flag='--device'):
-    """The device `flag` names (gpu.select_device), said on one line with why."""
+def chosen_device(spec):
+    """The device --device names (gpu.select_device), said on one line with why."""
     from .gpu import select_device
-    device, why = select_device(spec, flag=flag)
-    print(f'device: {device} ({why})')
-    return device
+    ctx, why = select_device(spec)
+    print(f'device: {ctx} ({why})')
+    return ctx
 
 
 def command_line(*more):
@@ -225,8 +348,9 @@ def command_line(*more):
     return ' '.join(shlex.quote(w) for w in words + list(more))
 
 
-def run_command(fn, args, interrupted_hint=lambda args: ''):
-    """fn(args) with the command line's exits: a DCGANError is one line and 2, a signal 128+N."""
+def run_command(fn, args, interrupted_hint=lambda args: '', parser=None):
+    """fn(args) with the command line's exits: a DCGANError is one line (error_line, with the
+    flags of `parser`) and 2, a signal 128+N."""
     try:
         with KeyboardInterrupts():
             fn(args)
@@ -234,7 +358,7 @@ def run_command(fn, args, interrupted_hint=lambda args: ''):
         print(one_line(f'{e}{interrupted_hint(args)}'), file=sys.stderr)
         return 128 + e.signum
     except DCGANError as e:
-        print(f'error: {one_line(str(e))}', file=sys.stderr)
+        print(error_line(parser, e), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(one_line(f'interrupted{interrupted_hint(args)}'), file=sys.stderr)

@@ -194,21 +194,27 @@ def probe(ctx):
 
 # --- choosing the device -----------------------------------------------------------------------
 
-def select_device(spec='auto', num_gpus=None, capability=gpu_capability, probe=probe,
-                  cuda=None, flag='--device'):
+def is_device_spec(text):
+    """Whether `text` is auto, cpu, cpu:N, gpu or gpu:N (any case, spaces around)."""
+    kind, _, index = str(text).strip().lower().partition(':')
+    return kind in ('auto', 'cpu', 'gpu') and (index.isdigit() or not index) and not (
+        kind == 'auto' and index)
+
+
+def select_device(device='auto', num_gpus=None, capability=gpu_capability, probe=probe,
+                  cuda=None):
     """'auto', 'cpu', 'cpu:N', 'gpu' or 'gpu:N' -> (mx.Context, why it was chosen).
 
     A GPU is taken if MXNet sees it, its compute capability is one mxnet-cu112 has kernels for,
     and a tiny forward and backward pass runs on it; else 'auto' takes the CPU and says why,
-    and 'gpu[:N]' raises DCGANError (one line). num_gpus, capability (index -> GPUInfo or None),
-    probe (ctx -> None or an error line) and cuda (mxnet-cu112 installed) are for tests;
-    `flag` is the command-line flag that gave `spec`, for the messages."""
+    and 'gpu[:N]' raises an ArgumentError about `device` (one line). num_gpus, capability
+    (index -> GPUInfo or None), probe (ctx -> None or an error line) and cuda (mxnet-cu112
+    installed) are for tests."""
     import mxnet as mx
-    from .errors import DCGANError
-    kind, _, index = str(spec).strip().lower().partition(':')
-    if kind not in ('auto', 'cpu', 'gpu') or (index and not index.isdigit()) or (
-            kind == 'auto' and index):
-        raise DCGANError(f'{flag} must be auto, cpu, cpu:N, gpu or gpu:N, got {spec!r}')
+    from .errors import ArgumentError
+    if not is_device_spec(device):
+        raise ArgumentError('device', f'expected auto, cpu, cpu:N, gpu or gpu:N, got {device!r}')
+    kind, _, index = str(device).strip().lower().partition(':')
     index = int(index or 0)
     if kind == 'cpu':
         return mx.cpu(index), 'asked for'
@@ -225,23 +231,23 @@ def select_device(spec='auto', num_gpus=None, capability=gpu_capability, probe=p
         mxnet = f'MXNet ({BUILD_LABEL})' if cuda else 'MXNet'
         why = ('check nvidia-smi and CUDA_VISIBLE_DEVICES' if cuda else
                'a CPU build of MXNet sees none; install d2l_dcgan[cu112] on a CUDA machine')
-        raise DCGANError(f'{flag} {spec}: {mxnet} sees {num_gpus} GPU(s) ({why}), '
-                         'use --device cpu instead')
+        raise ArgumentError('device', f'{device}: {mxnet} sees {num_gpus} GPU(s) ({why}); use '
+                                      'cpu instead')
     gpu = capability(index)
     sm = f'sm_{gpu.capability[0]}{gpu.capability[1]}' if gpu else ''
     label = f'GPU {index} ({gpu.name}, {sm})' if gpu else f'GPU {index}'
     if gpu and not can_run(gpu.capability):
         problem = f'{label} cannot run {BUILD_LABEL} (built for {BUILT_FOR})'
-        advice = (f', with no PTX to compile for it; use --device cpu, an Ampere/Ada GPU '
+        advice = (f', with no PTX to compile for it; use cpu, an Ampere/Ada GPU '
                   f'(sm_80-sm_89), or an MXNet build for {sm}')
     else:
         error = probe(mx.gpu(index))
         problem = error and f'{label} failed a test forward/backward pass ({error})'
-        advice = '; use --device cpu'
+        advice = '; use cpu'
     if problem and kind == 'auto':
         return mx.cpu(), f'{problem}: using CPU'
     if problem:
-        raise DCGANError(f'{flag} {spec}: {problem}{advice}')
+        raise ArgumentError('device', f'{device}: {problem}{advice}')
     if kind == 'gpu':
         return mx.gpu(index), 'asked for'
     return mx.gpu(0), (f'{num_gpus} GPU(s) visible to MXNet; GPU 0 is {gpu.name}, {sm}' if gpu

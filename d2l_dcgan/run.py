@@ -19,7 +19,7 @@ from d2l import mxnet as d2l
 from mxnet import gluon, np
 
 from . import checkpoint as ckpt
-from .errors import DCGANError, check_positive
+from .errors import ArgumentError, DCGANError, check_positive
 from .interrupts import StopOnSignal, TrainingInterrupted
 from .plot import GANAnimator, sample_grid
 from .recipes import BATCHNORM_SAMPLES, DiffAugment, GeneratorEMA, Recipe, Sampler
@@ -95,9 +95,9 @@ class DivergenceGuard:
         what = f'training diverged at {where} (loss_D {loss_D:.4g}, loss_G {loss_G:.4g})'
         last = run.last_checkpoint
         if self.on_divergence == 'stop' or not last or self.rollbacks >= self.max_rollbacks:
-            hint = (f'the last good checkpoint is {last}; resume from it with a lower --lr'
-                    if last else 'no checkpoint was written; try a lower --lr')
-            raise DCGANError(f'{what}; {hint}')
+            hint = (f'the last good checkpoint is {last}; resume from it with a lower lr'
+                    if last else 'no checkpoint was written; try a lower lr')
+            raise ArgumentError('lr', f'{what}; {hint}')
         self.rollbacks += 1
         if self.verbose:
             lr_D, lr_G = run.state.lrs()
@@ -305,8 +305,9 @@ class Run:
         lowered = [lr / 2 for lr in self.state.lrs()]
         path, saved = ckpt.newest_valid_checkpoint(self.checkpoint_dir)
         if path is None:
-            raise DCGANError(f'training diverged and no checkpoint in {self.checkpoint_dir} '
-                             'verifies any more to roll back to; try a lower --lr')
+            raise ArgumentError('lr', f'training diverged and no checkpoint in '
+                                f'{self.checkpoint_dir} verifies any more to roll back to; '
+                                'try a lower lr')
         self.restore(path, saved)
         self.set_lr(*lowered)
 

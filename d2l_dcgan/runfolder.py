@@ -7,7 +7,7 @@ import json
 import os
 
 from .checkpoint import EMA_FILE, list_checkpoints, newest_valid_checkpoint
-from .errors import DCGANError
+from .errors import ArgumentError
 from .fileio import FileLock, is_temporary, remove_path, save_params, write_json
 
 METRICS, CHECKPOINTS, SAMPLES, LOCK, FIGURE = (
@@ -32,8 +32,9 @@ class RunLock(FileLock):
 
     def __enter__(self):
         if not self.acquire(blocking=False):
-            raise DCGANError(f'another run (pid {self.holder()}) is writing to '
-                             f'{os.path.dirname(self.path)}; wait for it or use another --out-dir')
+            raise ArgumentError('out_dir', f'another run (pid {self.holder()}) is writing '
+                                f'to {os.path.dirname(self.path)}; wait for it or use another '
+                                'out_dir')
         return self
 
     def __exit__(self, *exc):
@@ -120,7 +121,7 @@ class RunFolder:
         try:
             os.makedirs(os.path.join(self.out, SAMPLES), exist_ok=True)
         except OSError as e:
-            raise DCGANError(f'cannot create --out-dir {self.out}: {e.strerror or e}') from e
+            raise ArgumentError('out_dir', f'cannot create {self.out}: {e.strerror or e}') from e
         self.lock.__enter__()  # refused: the folder is another run's, and so is all in it
         for path in remove_temporaries(self.out):
             print(f'removed {path}, left by a process that was killed while writing it')

@@ -4,7 +4,7 @@
    images and checks it on the test images, as they are and after the trip the generated images
    take (the GAN's Resize(64), then shrunk back to 28x28 with area averaging).
 2. Trains the chapter's DCGAN on all ten categories (1-channel nets, 64x64, [-1, 1]).
-3. Generates --num-generated images, shrinks them to 28x28 and lets the classifier sort them.
+3. Generates --num-samples images, shrinks them to 28x28 and lets the classifier sort them.
    Per category: the share of generated images put there (vs. its share of the real images),
    the classifier's mean confidence on them, and the sliced Wasserstein distance (SWD x1e3,
    Karras et al. 2018; lower is better) between them and real images of that category, next to
@@ -20,20 +20,19 @@ net_G.params; prints a table and a one-line finding computed from the numbers.
     python examples/exercise_fashion_mnist.py --data-dir DIR        # small CPU budget
     python examples/exercise_fashion_mnist.py --data-dir DIR --full # the chapter's budget
 
-DIR holds train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and
-t10k-labels-idx1-ubyte.gz (gzipped or not); without --data-dir, Gluon's FashionMNIST downloads
-them into $MXNET_HOME/datasets/fashion-mnist.
+The --data-dir folder holds train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
+t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped or not); without it, Gluon's
+FashionMNIST downloads them into $MXNET_HOME/datasets/fashion-mnist.
 """
-import argparse
 import os
 import sys
 import time
 
 # the chapter's budget (--full; limit 0 = every training image) and the small CPU one (default)
 FULL = {'num_epochs': 20, 'batch_size': 256, 'n_G': 64, 'n_D': 64, 'limit': 0,
-        'classifier_epochs': 10, 'num_generated': 10000}
+        'classifier_epochs': 10, 'num_samples': 10000}
 SMALL = {'num_epochs': 4, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'limit': 4000,
-         'classifier_epochs': 3, 'num_generated': 1000}
+         'classifier_epochs': 3, 'num_samples': 1000}
 SIZE = 64  # the chapter's image size
 ONEDNN_NOTE = ('oneDNN (MKLDNN) is off: MXNet 1.9.1\'s oneDNN Conv2DTranspose fails to '
                'backpropagate through a layer with 1 output channel, the 1-channel '
@@ -59,12 +58,11 @@ def _budget_help(text, name, show=str):
 
 def parser():
     # imports MXNet, so it comes after avoid_onednn_deconv_bug()
-    from d2l_dcgan.flags import HelpFormatter, Parser, number
+    from d2l_dcgan.flags import HelpFormatter, Parser, device_spec, doc_and_examples, number
 
-    class Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-        """The CLI's help format, keeping the module docstring's own line breaks."""
-
-    p = Parser(prog='exercise_fashion_mnist.py', description=__doc__, formatter_class=Formatter)
+    description, epilog = doc_and_examples(__doc__)
+    p = Parser(prog='exercise_fashion_mnist.py', description=description, epilog=epilog,
+               formatter_class=HelpFormatter)  # it keeps the docstring's line breaks
     data = p.add_argument_group('data')
     data.add_argument('--data-dir', help='folder with the four Fashion-MNIST IDX files (.gz or '
                       'raw); without it, Gluon\'s FashionMNIST downloader is tried')
@@ -94,19 +92,22 @@ def parser():
     judge.add_argument('--classifier-lr', type=number(float, 0, above=True), default=1.0,
                        help='the classifier\'s SGD learning rate (d2l\'s for LeNet with '
                             'batch normalization)')
-    judge.add_argument('--num-generated', type=number(int, 2), help=_budget_help(
-        'generated images sorted into categories', 'num_generated'))
+    judge.add_argument('--num-samples', type=number(int, 2), help=_budget_help(
+        'generated images sorted into categories', 'num_samples'))
+    p.rename('--num-generated', '--num-samples')
     judge.add_argument('--swd-samples', type=number(int, 2), default=256,
                        help='at most this many generated (and as many real) images per '
                             'category enter its SWD')
     judge.add_argument('--min-swd-images', type=number(int, 2), default=16,
                        help='a category with fewer generated images gets no SWD')
-    judge.add_argument('--samples-per-row', type=number(int, 1), default=10,
-                       help='generated images per category in the figure')
+    judge.add_argument('--ncols', type=number(int, 1), default=10,
+                       help='generated images per category (one row each) in the figure')
+    p.rename('--samples-per-row', '--ncols')
     run = p.add_argument_group('run')
     run.add_argument('--seed', type=number(int, 0, 2**31), default=0,
                      help='seed of everything: weights, noise, shuffling, the SWD')
-    run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    run.add_argument('--device', type=device_spec, default='auto',
+                     help='auto, cpu, cpu:N, gpu or gpu:N')
     run.add_argument('--out-dir', default=os.path.join('runs', 'exercise_fashion_mnist'),
                      help='where the figures, JSON and net_G.params go')
     return p
@@ -357,7 +358,8 @@ def main(args, onednn_off=False):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.flags import apply_budget, chosen_device, save_params, write_json
+    from d2l_dcgan.fileio import save_params, write_json
+    from d2l_dcgan.flags import apply_budget, chosen_device
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.fashion import (FASHION_CLASSES, array_loader, load_fashion_mnist_arrays,
                                    resize_images)
@@ -422,10 +424,10 @@ def main(args, onednn_off=False):
     save_params(net_G, os.path.join(out, 'net_G.params'))
     timings['dcgan'] = time.perf_counter() - t
 
-    print(f'judging {args.num_generated} generated images', flush=True)
+    print(f'judging {args.num_samples} generated images', flush=True)
     t = time.perf_counter()
     Z = onp.random.default_rng(args.seed).standard_normal(
-        (args.num_generated, args.latent_dim, 1, 1), dtype='float32')
+        (args.num_samples, args.latent_dim, 1, 1), dtype='float32')
     gen = generate_u8(net_G, Z, device)
     probs = predict(classifier, shrink(gen, train_images.shape[1:]), device)
     rows, key = judge_categories(gen, probs, real64, gan_labels, args)
@@ -450,7 +452,7 @@ def main(args, onednn_off=False):
 
     fig_path = os.path.join(out, 'exercise_fashion_mnist.png')
     json_path = os.path.join(out, 'exercise_fashion_mnist.json')
-    plot(rows, gen, real64, gan_labels, args.samples_per_row, fig_path)
+    plot(rows, gen, real64, gan_labels, args.ncols, fig_path)
     timings['total'] = time.perf_counter() - t0
     write_json(json_path, {
         'settings': vars(args), 'device': str(device), 'data': source,
@@ -466,16 +468,6 @@ def main(args, onednn_off=False):
 
 if __name__ == '__main__':
     onednn_off = avoid_onednn_deconv_bug()  # before MXNet is imported
-    args = parser().parse_args()
-    try:
-        from d2l_dcgan.errors import DCGANError
-    except ImportError as e:
-        sys.exit(f'error: {e}')
-    try:
-        main(args, onednn_off)
-    except DCGANError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        sys.exit(130)
+    from d2l_dcgan.flags import run_command
+    p = parser()
+    sys.exit(run_command(lambda args: main(args, onednn_off), p.parse_args(), parser=p))

@@ -11,7 +11,6 @@ into --out-dir and prints a table and a one-line finding computed from the numbe
     python examples/exercise_relu.py --full --dataset pokemon      # the chapter's budget
     python examples/exercise_relu.py --data-dir ../data/pokemon --seed 1
 """
-import argparse
 import os
 import sys
 import time
@@ -24,15 +23,14 @@ SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites':
 COLLAPSED_D, BLOWN_UP_G = 0.1, 5.0
 
 
-from d2l_dcgan.flags import HelpFormatter, Parser, number  # noqa: E402
-
-
-class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """The CLI's help format, keeping the module docstring's own line breaks."""
+from d2l_dcgan.flags import (HelpFormatter, Parser, device_spec, doc_and_examples,  # noqa: E402
+                             number)
 
 
 def parser():
-    p = Parser(prog='exercise_relu.py', description=__doc__, formatter_class=_Formatter)
+    description, epilog = doc_and_examples(__doc__)
+    p = Parser(prog='exercise_relu.py', description=description, epilog=epilog,
+               formatter_class=HelpFormatter)  # it keeps the docstring's line breaks
     data = p.add_argument_group('data')
     data.add_argument('--dataset', choices=('sprites', 'pokemon'), default='sprites',
                       help='sprites: a procedurally drawn offline stand-in; pokemon: download '
@@ -46,7 +44,8 @@ def parser():
                       help='where pokemon.zip is downloaded, the sprites drawn and the decoded '
                            'images kept')
     data.add_argument('--no-image-cache', dest='image_cache', action='store_false',
-                      help='decode the images in memory, not into (or from) CACHE_DIR/decoded')
+                      help='decode the images in memory, not into (or from) DIR/decoded of '
+                           '--cache-dir')
     model = p.add_argument_group('budget (the same for both runs)')
     model.add_argument('--full', action='store_true',
                        help='the chapter\'s budget: 20 epochs, batch 256, n_G = n_D = 64 '
@@ -73,7 +72,8 @@ def parser():
                      help='generated and real images compared by the SWD after each epoch')
     run.add_argument('--seed', type=number(int, 0, 2**31), default=0,
                      help='seed of both runs (weights, noise, shuffling) and of the SWD')
-    run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    run.add_argument('--device', type=device_spec, default='auto',
+                     help='auto, cpu, cpu:N, gpu or gpu:N')
     run.add_argument('--out-dir', default=os.path.join('runs', 'exercise_relu'),
                      help='where exercise_relu.png and exercise_relu.json go')
     return p
@@ -121,7 +121,7 @@ def run_variant(name, alpha, args, loader, real_ref, Z, device):
     except DCGANError as e:
         if 'diverged' not in str(e):
             raise
-        diverged = str(e)  # a result of the exercise, not a failure of the script
+        diverged = getattr(e, 'message', str(e))  # a result of the exercise, not a failure
         print(f'  {name}: {diverged}', flush=True)
     return {'alpha': alpha, 'epochs': epochs, 'diverged': diverged,
             'seconds': time.perf_counter() - start}, samples.get('final')
@@ -254,7 +254,8 @@ def main(args):
     import matplotlib
     matplotlib.use('Agg')
     import numpy as onp
-    from d2l_dcgan.flags import apply_budget, chosen_device, write_json
+    from d2l_dcgan.fileio import write_json
+    from d2l_dcgan.flags import apply_budget, chosen_device
     from d2l_dcgan.data import array_loader
     from d2l_dcgan.errors import DCGANError
     from d2l_dcgan.metrics import sliced_wasserstein
@@ -301,16 +302,6 @@ def main(args):
 
 
 if __name__ == '__main__':
-    args = parser().parse_args()
-    try:
-        from d2l_dcgan.errors import DCGANError
-    except ImportError as e:
-        sys.exit(f'error: {e}')
-    try:
-        main(args)
-    except DCGANError as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
-        sys.exit(130)
+    from d2l_dcgan.flags import run_command
+    p = parser()
+    sys.exit(run_command(main, p.parse_args(), parser=p))

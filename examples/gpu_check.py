@@ -46,15 +46,35 @@ def standalone_gpu_module():
     return None
 
 
+def parser():
+    """The package's parser when it imports, else argparse's: an import that fails is what
+    this script is there to explain."""
+    try:
+        from d2l_dcgan.flags import Parser, device_spec, doc_and_examples, number
+    except ImportError:
+        p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        add_flags(p, str, lambda kind, low: kind)
+        return p
+    description, epilog = doc_and_examples(__doc__)
+    p = Parser(prog='gpu_check.py', description=description, epilog=epilog)
+    add_flags(p, device_spec, number)
+    return p
+
+
+def add_flags(p, device_spec, number):
+    p.add_argument('--device', type=device_spec, default='auto',
+                   help='auto, cpu, cpu:N, gpu or gpu:N')
+    p.add_argument('--steps', type=number(int, 1), default=20,
+                   help='timed training steps (D and G)')
+    p.add_argument('--warmup', type=number(int, 0), default=3, help='untimed steps first')
+    p.add_argument('--batch-size', type=number(int, 1), default=64, help='images per step')
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
-    p.add_argument('--steps', type=int, default=20, help='timed training steps (D and G)')
-    p.add_argument('--warmup', type=int, default=3, help='untimed steps first')
-    p.add_argument('--batch-size', type=int, default=64, help='images per step')
+    p = parser()
     args = p.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1:
+    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1:  # argparse's, without d2l_dcgan
         p.error('--steps and --batch-size must be positive, --warmup non-negative')
     start = time.perf_counter()
     print(f'Python {platform.python_version()} on {platform.platform()}')
@@ -103,7 +123,8 @@ def main(argv=None):
     try:
         ctx, why = gpu.select_device(args.device)
     except d2l_dcgan.DCGANError as e:
-        return verdict('FAIL', str(e))
+        from d2l_dcgan.flags import error_message
+        return verdict('FAIL', error_message(p, e))
     print(f'device: {ctx} ({why})')
     label = str(ctx)
     if ctx.device_type == 'gpu':

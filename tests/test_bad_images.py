@@ -69,7 +69,7 @@ HOSTILE = {
     'png 16-bit palette': ('p16.png', png(10, 10, depth=16, colour=3), ZERO_SIZE),
     'png 50000x50000 header': ('bomb.png', png(50000, 50000, body=zlib.compress(bytes(99))),
                                '50000x50000 is 2,500,000,000 pixels, more than the limit of '
-                               '89,478,485 (--max-image-pixels)'),
+                               '89,478,485'),
     'jpeg cut in its header': ('cut100.jpg', JPEG[:100], 'file is truncated'),
     'jpeg cut before its scan': ('nosos.jpg', JPEG[:SOS],
                                  'file is truncated before its pixel data'),
@@ -124,10 +124,13 @@ def test_hostile_image_is_one_line_and_exit_2(case, tmp_path, capfd):
     expected = refused_out_dir(tmp_path)
     capfd.readouterr()
     code = cli.train_main(['--data-dir', root, '--out-dir', str(tmp_path / 'out'),
-                           '--num-epochs', '1', *TINY])
+                           '--num-epochs', '1', *TINY], prog='train')
     out, err = capfd.readouterr()
     assert_one_line_error(code, out, err, reason)  # and no libpng/libjpeg line from C
-    assert err.startswith(f'error: cannot read image {os.path.join(root, "c", name)}: ')
+    too_big = reason.endswith(' pixels') or 'limit' in reason
+    limit = 'argument --max-image-pixels: ' if too_big else ''
+    assert err.startswith(f'train: error: {limit}cannot read image '
+                          f'{os.path.join(root, "c", name)}: ')
     assert listing(tmp_path / 'out') == expected  # nothing written beyond a refusal's
 
 
@@ -198,13 +201,15 @@ def test_max_image_pixels(tmp_path, capfd):
     root = make_folder(tmp_path / 'images', {'a.png': encode('PNG', (120, 100))})
     assert read_images(root, max_image_pixels=12_000)[0].shape == (1, 64, 64, 3)
     assert read_images(root, max_image_pixels=None)[0].shape == (1, 64, 64, 3)
-    with pytest.raises(DCGANError, match=r'a\.png: 120x100 is 12,000 pixels, more than the '
-                                         r'limit of 11,999 \(--max-image-pixels\)$'):
+    with pytest.raises(DCGANError, match=r'^argument max_image_pixels: cannot read image .*'
+                                         r'a\.png: 120x100 is 12,000 pixels, more than the '
+                                         r'limit of 11,999$'):  # the argument, in a notebook
         read_images(root, max_image_pixels=11_999)
     code = cli.train_main(['--data-dir', root, '--out-dir', str(tmp_path / 'out'),
-                           '--max-image-pixels', '11999', *TINY])
+                           '--max-image-pixels', '11999', *TINY], prog='train')
     out, err = capfd.readouterr()
     assert_one_line_error(code, out, err, 'more than the limit of 11,999')
+    assert err.startswith('train: error: argument --max-image-pixels: cannot read image ')
 
 
 # ------------------------------------------------------------------------- --skip-bad-images
@@ -254,7 +259,7 @@ def test_the_issues_folder_is_one_line_without_libpng(corpus_runs):
     tmp, _, results = corpus_runs
     r = results['issue']
     assert_one_line_error(r.returncode, r.stdout, r.stderr,
-                          f'error: cannot read image {tmp}/issue/c/half.png: file is truncated')
+                          f': error: cannot read image {tmp}/issue/c/half.png: file is truncated')
     assert 'libpng' not in r.stderr
 
 
@@ -287,7 +292,7 @@ def test_evaluate_takes_the_data_flags(tmp_path, capfd):
     net_G.save_parameters(str(tmp_path / 'net_G.params'))
     root = make_folder(tmp_path / 'images', {**good_files(4), 'half.png': PNG[:len(PNG) // 2]})
     argv = ['--params', str(tmp_path / 'net_G.params'), '--data-dir', root, '--device', 'cpu',
-            '--num', '4']
+            '--num-samples', '4']
     capfd.readouterr()
     code = cli.evaluate_main(argv)
     out, err = capfd.readouterr()

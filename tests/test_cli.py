@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from d2l import mxnet as d2l
-from d2l_dcgan import DCGANError, cli
+from d2l_dcgan import ArgumentError, DCGANError, cli
+from d2l_dcgan.commands.train import train_parser
 from d2l_dcgan.flags import run_command
 from d2l_dcgan.data import POKEMON_SHA1
 from mxnet import context
@@ -106,7 +107,7 @@ def test_train_on_sprites_end_to_end(trained):
 def test_generate_from_trained_params(trained, tmp_path):
     _, out = trained['seed 0']
     grids = {name: tmp_path / f'{name}.png' for name in ('a', 'b')}
-    results = run_all({name: GENERATE + ['--params', out / 'net_G.params', '--num', '16',
+    results = run_all({name: GENERATE + ['--params', out / 'net_G.params', '--num-samples', '16',
                                          '--seed', '0', '--device', 'cpu', '--out', path]
                        for name, path in grids.items()})
     images = {}
@@ -126,7 +127,7 @@ def test_generate_seed_picks_the_noise(random_G, tmp_path):
     images = []
     for seed in (0, 1, 0):
         path = tmp_path / f'{len(images)}.png'
-        assert cli.generate_main(['--params', str(random_G), '--num', '10', '--ncols', '5',
+        assert cli.generate_main(['--params', str(random_G), '--num-samples', '10', '--ncols', '5',
                                   '--seed', str(seed), '--device', 'cpu',
                                   '--out', str(path)]) == 0
         with Image.open(path) as img:
@@ -240,8 +241,8 @@ def test_generate_help(capsys):
         cli.main(['generate', '--help'])
     assert e.value.code == 0
     out = ' '.join(capsys.readouterr().out.split())
-    assert '--params PARAMS' in out
-    assert re.search(r'--seed SEED [^-]*\(default: 0\)', out)
+    assert '--params FILE' in out
+    assert re.search(r'--seed N [^-]*\(default: 0\)', out)
 
 
 def assert_one_line_error(returncode, stdout, stderr, expected):
@@ -275,7 +276,7 @@ def test_bad_train_argument_is_one_line(tmp_path, capfd, name):
 
 @pytest.mark.parametrize('args, expected', [
     (['--params', '{bad}/a_file'], 'not a generator'),  # not an MXNet file at all
-    (['--params', '{bad}/net_D.params', '--num', '0'], '--num'),
+    (['--params', '{bad}/net_D.params', '--num-samples', '0'], '--num-samples'),
     (['--params', '{bad}/net_D.params', '--seed', '-1'], '--seed'),
     (['--params', '{bad}/net_D.params', '--device', 'gpu:99'], 'GPU'),
     (['--out', 'x.png'], '--params'),  # required
@@ -330,9 +331,10 @@ def test_pokemon_unreachable(tmp_path, monkeypatch, capfd):
     out, err = capfd.readouterr()
     assert_one_line_error(code, out, err, 'pokemon.zip')
     lines = err.splitlines()
-    assert lines[0].startswith('error: could not download http://127.0.0.1:9/pokemon.zip')
+    assert (': error: argument --cache-dir: could not download http://127.0.0.1:9/pokemon.zip'
+            in lines[0])
     assert f'put pokemon.zip (SHA-1 {POKEMON_SHA1}) into {cache} by hand' in lines[0]
-    assert '--data-dir' in lines[0]
+    assert 'or give an image folder as --data-dir (see --help)' in lines[0]
     assert os.listdir(cache) == ['pokemon.lock']  # and no .part file
 
 
@@ -344,11 +346,20 @@ def test_generate_out_is_a_folder(random_G, tmp_path, capfd):
 
 
 def test_dcgan_error_is_the_one_line(capsys):
-    """run_command turns a DCGANError into 'error: ...' and exit 2; other exceptions propagate."""
-    def fails(args):
-        raise DCGANError('the problem')
+    """run_command turns a DCGANError into argparse's 'PROG: error: ...' and exit 2, an
+    ArgumentError with its flag; other exceptions propagate."""
+    def fails(error):
+        raise error
 
-    assert run_command(fails, None) == 2
-    assert capsys.readouterr().err == 'error: the problem\n'
+    parser = train_parser('train')
+    assert run_command(fails, DCGANError('the problem'), parser=parser) == 2
+    assert capsys.readouterr().err == 'train: error: the problem (see --help)\n'
+    out_dir = ArgumentError('cache_dir', 'x/data_dir/cache_dir is no cache_dir: give a data_dir',
+                            also=['data_dir'])
+    assert str(out_dir) == ('argument cache_dir: x/data_dir/cache_dir is no cache_dir: give a '
+                            'data_dir')
+    assert run_command(fails, out_dir, parser=parser) == 2
+    assert capsys.readouterr().err == ('train: error: argument --cache-dir: x/data_dir/cache_dir '
+                                       'is no --cache-dir: give a --data-dir (see --help)\n')
     with pytest.raises(ZeroDivisionError):
         run_command(lambda args: 1 / 0, None)

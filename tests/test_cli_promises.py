@@ -99,7 +99,7 @@ def test_generate_replaces_a_png_of_its_own(small, tmp_path, capfd):
     grid = tmp_path / 'grid.png'
     Image.new('RGB', (4, 4)).save(grid)
     code, out, err = call(capfd, cli.generate_main, '--params', small / 'run' / 'net_G.params',
-                          '--out', grid, '--num', '8', '--device', 'cpu')
+                          '--out', grid, '--num-samples', '8', '--device', 'cpu')
     assert code == 0, err
     assert Image.open(grid).size == (8 * 64, 64)
 
@@ -256,10 +256,12 @@ def test_a_moved_data_folder_can_be_given_anew(small, run_copy, tmp_path, capfd)
 # ---------------------------------------------------------------------- tracebacks, wrong words
 
 @pytest.mark.parametrize('devices, expected', [
-    (',', "--devices: expected devices such as cpu:0,cpu:1 or gpu:0,gpu:1, got ','"),
-    ('', "--devices: expected devices such as cpu:0,cpu:1 or gpu:0,gpu:1, got ''"),
-    ('cpu:0,cpu:0', "--devices: cpu:0 given twice in 'cpu:0,cpu:0'"),
-    ('cpu:0,gpu:0', '--devices gpu:0: MXNet sees 0 GPU(s)'),
+    (',', "--device: expected auto, cpu, cpu:N, gpu, gpu:N or several such as gpu:0,gpu:1, "
+          "got ','"),
+    ('', "--device: expected auto, cpu, cpu:N, gpu, gpu:N or several such as gpu:0,gpu:1, "
+         "got ''"),
+    ('cpu:0,cpu:0', "--device: cpu:0 given twice in 'cpu:0,cpu:0'"),
+    ('cpu:0,gpu:0', '--device: gpu:0: MXNet sees 0 GPU(s)'),
 ])
 def test_devices_are_checked_before_the_data(tmp_path, capfd, devices, expected):
     if devices == 'cpu:0,gpu:0':
@@ -267,23 +269,36 @@ def test_devices_are_checked_before_the_data(tmp_path, capfd, devices, expected)
         if context.num_gpus():
             pytest.skip('a GPU is visible here')
     code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'missing',
-                          '--out-dir', tmp_path / 'out', '--devices', devices)
+                          '--out-dir', tmp_path / 'out', '--device', devices)
     err = '\n'.join(line for line in err.splitlines() if not line.startswith('devices:'))
     assert_one_line_error(code, '', err, expected)
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_run_of_the_older_devices_flag_resumes_on_its_devices(run_copy, capfd):
+    """Before --device took several devices, --devices recorded them in the run's settings."""
+    saved = metrics(run_copy)
+    saved['settings'].update(device='auto', devices='cpu:0,cpu:1')
+    with open(run_copy / 'metrics.json', 'w') as f:
+        json.dump(saved, f)
+    code, out, err = call(capfd, cli.train_main, '--resume', run_copy, '--num-epochs', '3')
+    assert code == 0, err
+    assert 'devices: cpu(0), cpu(1) (data parallel)' in out
+    assert metrics(run_copy)['devices'] == ['cpu(0)', 'cpu(1)']
+
+
 def test_a_batch_smaller_than_the_devices_is_refused_by_name(tmp_path, capfd):
     code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'missing',
-                          '--out-dir', tmp_path / 'out', '--devices', 'cpu:0,cpu:1',
+                          '--out-dir', tmp_path / 'out', '--device', 'cpu:0,cpu:1',
                           '--batch-size', '1')
     assert_one_line_error(code, out, err, '--batch-size 1 is smaller than the 2 devices of '
-                                          '--devices')
+                                          '--device')
 
 
 @pytest.mark.parametrize('main, argv, expected', [
     (cli.train_main, ['--swd-samples', '1'], "--swd-samples: must be 0 or >= 2, got '1'"),
-    (cli.evaluate_main, ['--params', 'x', '--num', '1'], "--num: must be >= 2, got '1'"),
+    (cli.evaluate_main, ['--params', 'x', '--num-samples', '1'],
+     "--num-samples: must be >= 2, got '1'"),
     (cli.train_main, ['--num-workers', '-1'], "--num-workers: must be >= 0, got '-1'"),
 ])
 def test_numbers_a_command_cannot_use_are_refused(capfd, main, argv, expected):

@@ -149,7 +149,7 @@ def test_evaluate_prints_the_swd_of_a_trained_generator(runs):
     tmp, _, _ = runs
     r = run([sys.executable, '-m', 'd2l_dcgan', 'evaluate', '--params', tmp / 'straight' / 'net_G.params',
              '--dataset', 'sprites', '--num-sprites', '32', '--cache-dir', tmp / 'cache',
-             '--num', '32', '--device', 'cpu'])
+             '--num-samples', '32', '--device', 'cpu'])
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip().splitlines()[-1]
     assert line.startswith('SWD x1e3 to the data (32 generated vs 32 real images')

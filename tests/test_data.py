@@ -302,7 +302,8 @@ def test_download_failure_says_what_to_do(tmp_path, monkeypatch, where):
         download('fakezip', str(cache))
     message = str(e.value)
     assert 'pokemon.zip' in message and str(cache) in message and 'by hand' in message
-    assert '--data-dir' in message
+    assert message.startswith('argument cache_dir: ') and 'image folder as data_dir' in message
+    assert '--' not in message  # download() is called from Python: no flags
     assert os.listdir(cache) == ['pokemon.lock']
 
 
@@ -636,7 +637,7 @@ def test_an_extraction_killed_mid_way_is_redone_by_the_next_run(tmp_path, slow_p
 AS_USER = (['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--']
            if os.geteuid() == 0 else [])
 TRAIN_ON_POKEMON = RUN + ('from d2l_dcgan import cli\n'
-                          'sys.exit(cli.train_main(sys.argv[4:]))\n')
+                          'sys.exit(cli.train_main(sys.argv[4:], prog="train"))\n')
 
 
 def snapshot(root):
@@ -712,6 +713,7 @@ def test_a_read_only_cache_without_the_extracted_set_says_so_in_one_line(
     proc = train_on_pokemon(cache, tmp_path / 'run')
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.splitlines() == [
-        f'error: {cache} holds no extracted pokemon.zip and cannot be written: give '
-        f'--cache-dir a folder that can be, or --data-dir the extracted image folder']
+        f'train: error: argument --cache-dir: {cache} holds no extracted pokemon.zip and cannot '
+        f'be written: give a --cache-dir that can be, or the extracted image folder as '
+        f'--data-dir (see --help)']
     assert snapshot(cache) == before and not (tmp_path / 'run').exists()

@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
                                '--swd-samples', '12', '--out-dir', tmp / 'relu'],
         'fashion': FASHION + TINY + ['--data-dir', data, '--limit', '64', '--num-epochs', '1',
                                      '--batch-size', '16', '--classifier-epochs', '1',
-                                     '--num-generated', '48', '--min-swd-images', '4',
+                                     '--num-samples', '48', '--min-swd-images', '4',
                                      '--swd-samples', '16', '--out-dir', tmp / 'fashion-out'],
         'fashion_no_files': FASHION + TINY + ['--data-dir', tmp, '--out-dir', tmp / 'x'],
     }
@@ -65,10 +65,10 @@ def _png(path):
 
 
 def test_help_documents_the_defaults():
-    for cmd, expected in ((RELU, ['--swd-samples SWD_SAMPLES', '(default: 256)',
+    for cmd, expected in ((RELU, ['--swd-samples N', '(default: 256)',
                                   '(default 6; --full: 20)', '(default 512; --full: 1024)',
                                   '(default: sprites)']),
-                          (FASHION, ['--limit LIMIT', '(default 4000; --full: all)',
+                          (FASHION, ['--limit N', '(default 4000; --full: all)',
                                      '(default 3; --full: 10)', '(default: 16)',
                                      '(default 1000; --full: 10000)'])):
         proc = run(cmd + ['--help'])  # parses before importing MXNet: fast
@@ -157,7 +157,8 @@ def test_fashion_exercise_without_the_files_says_so_in_one_line(runs):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith('error: ') and 'has no train-images-idx3-ubyte.gz' in lines[0]
+    assert lines[0].startswith('exercise_fashion_mnist.py: error: ')
+    assert 'has no train-images-idx3-ubyte.gz' in lines[0]
     assert 'Traceback' not in proc.stderr
 
 

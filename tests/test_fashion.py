@@ -229,9 +229,9 @@ def test_gluon_download_failure_is_one_line(no_download):
         load_fashion_mnist_arrays()
     message = str(e.value)
     assert '\n' not in message
-    assert message.startswith('could not get Fashion-MNIST through Gluon (OSError: Failed '
-                              'downloading url')
-    assert 'pass a folder with the four IDX files' in message
+    assert message.startswith('argument data_dir: could not get Fashion-MNIST through Gluon '
+                              '(OSError: Failed downloading url')
+    assert 'give a data_dir with the four IDX files' in message and '--' not in message
     assert 'train-images-idx3-ubyte.gz' in message and 't10k-labels-idx1-ubyte.gz' in message
     assert len(no_download) == 1 and no_download[0][1] == {'train': True}
     with pytest.raises(DCGANError):
@@ -322,7 +322,7 @@ def test_category_and_argument_errors(fake_dir):
         fashion.array_loader(onp.zeros((3, 28, 28), onp.uint8), [0, 1, 2], categories=['bag'])
     with pytest.raises(DCGANError, match='channels must be 1 or 3'):
         load_fashion_mnist(data_dir=folder, channels=2)
-    with pytest.raises(DCGANError, match='batch_size must be a positive integer'):
+    with pytest.raises(DCGANError, match='argument batch_size: must be a positive integer'):
         load_fashion_mnist(batch_size=0, data_dir=folder)
-    with pytest.raises(DCGANError, match='limit must be a positive integer'):
+    with pytest.raises(DCGANError, match='argument limit: must be a positive integer'):
         load_fashion_mnist(data_dir=folder, limit=0)

@@ -284,9 +284,9 @@ def test_gpu_stops_when_the_probe_fails():
     assert select_device('gpu:0', **setup) == (mx.gpu(0), 'asked for')
     with pytest.raises(DCGANError) as e:
         select_device('gpu:1', **setup)
-    assert str(e.value) == ('--device gpu:1: GPU 1 (NVIDIA A100-SXM4-80GB, sm_80) failed a '
-                            'test forward/backward pass (MXNetError: out of memory); use '
-                            '--device cpu')
+    assert str(e.value) == ('argument device: gpu:1: GPU 1 (NVIDIA A100-SXM4-80GB, sm_80) '
+                            'failed a test forward/backward pass (MXNetError: out of memory); '
+                            'use cpu')
 
 
 def test_auto_without_a_gpu():
@@ -311,8 +311,8 @@ def test_gpu_on_an_unsupported_gpu_says_what_to_do():
         select_device('gpu', **gpus(H100, probe=boom))
     msg = str(e.value)
     assert '\n' not in msg
-    assert msg == ('--device gpu: GPU 0 (NVIDIA H100 80GB HBM3, sm_90) cannot run mxnet-cu112 '
-                   '1.9.1 (built for sm_50..86), with no PTX to compile for it; use --device '
+    assert msg == ('argument device: gpu: GPU 0 (NVIDIA H100 80GB HBM3, sm_90) cannot run '
+                   'mxnet-cu112 1.9.1 (built for sm_50..86), with no PTX to compile for it; use '
                    'cpu, an Ampere/Ada GPU (sm_80-sm_89), or an MXNet build for sm_90')
 
 
@@ -330,15 +330,15 @@ def test_gpu_n_picks_that_gpu():
         select_device('gpu:0', **setup)
     with pytest.raises(DCGANError) as e:
         select_device('gpu:2', **setup)
-    assert str(e.value) == ('--device gpu:2: MXNet (mxnet-cu112 1.9.1) sees 2 GPU(s) (check '
-                            'nvidia-smi and CUDA_VISIBLE_DEVICES), use --device cpu instead')
+    assert str(e.value) == ('argument device: gpu:2: MXNet (mxnet-cu112 1.9.1) sees 2 GPU(s) '
+                            '(check nvidia-smi and CUDA_VISIBLE_DEVICES); use cpu instead')
 
 
 def test_gpu_with_a_cpu_build():
     with pytest.raises(DCGANError) as e:
         select_device('gpu')  # this machine
-    assert str(e.value) == ('--device gpu: MXNet sees 0 GPU(s) (a CPU build of MXNet sees none; '
-                            'install d2l_dcgan[cu112] on a CUDA machine), use --device cpu '
+    assert str(e.value) == ('argument device: gpu: MXNet sees 0 GPU(s) (a CPU build of MXNet '
+                            'sees none; install d2l_dcgan[cu112] on a CUDA machine); use cpu '
                             'instead')
     with pytest.raises(DCGANError, match='MXNet sees 0'):
         select_device('gpu:1', num_gpus=0, cuda=False)
@@ -348,7 +348,8 @@ def test_cpu_and_bad_specs():
     assert select_device('cpu', **gpus(A100, probe=boom)) == (mx.cpu(0), 'asked for')
     assert select_device(' CPU:1 ') == (mx.cpu(1), 'asked for')
     for bad in ('foo', 'gpu:x', 'auto:1', 'cuda:0', ''):
-        with pytest.raises(DCGANError, match='--device must be auto, cpu, cpu:N, gpu or gpu:N'):
+        with pytest.raises(DCGANError, match='argument device: expected auto, cpu, cpu:N, gpu '
+                                             'or gpu:N'):
             select_device(bad)
 
 

@@ -54,8 +54,8 @@ def tiles(path, size=64):
 
 def test_generate_interpolate_rows_end_at_plain_samples_of_their_points(random_G, tmp_path):
     out = tmp_path / 'walks.png'
-    assert cli.generate_main(['--params', str(random_G), '--num', '12', '--interpolate', '4',
-                              '--seed', '3', '--device', 'cpu', '--out', str(out)]) == 0
+    assert cli.generate_main(['--params', str(random_G), '--num-samples', '12', '--interpolate',
+                              '4', '--seed', '3', '--device', 'cpu', '--out', str(out)]) == 0
     walks = tiles(out)
     assert len(walks) == 3 and all(len(row) == 4 for row in walks)
     # the two points of each row, sampled on their own (a batch of 2, not 12)
@@ -73,9 +73,11 @@ def test_generate_interpolate_rows_end_at_plain_samples_of_their_points(random_G
 
 
 def test_generate_interpolate_needs_whole_rows(random_G, tmp_path, capfd):
-    code = cli.generate_main(['--params', str(random_G), '--num', '10', '--interpolate', '4',
-                              '--device', 'cpu', '--out', str(tmp_path / 'w.png')])
+    code = cli.generate_main(['--params', str(random_G), '--num-samples', '10', '--interpolate',
+                              '4', '--device', 'cpu', '--out', str(tmp_path / 'w.png')],
+                             prog='generate')
     out, err = capfd.readouterr()
     assert code == 2
-    assert err == 'error: --num 10 is not a multiple of --interpolate 4 (rows of 4 images)\n'
+    assert err == ('generate: error: --num-samples 10 is not a multiple of --interpolate 4 (rows '
+                   'of 4 images) (see --help)\n')
     assert not (tmp_path / 'w.png').exists()

@@ -529,9 +529,9 @@ def test_cli_improved_writes_the_average_and_generate_reads_it(tmp_path):
     refused = _cli('train', '--resume', out, '--num-epochs', 3, '--recipe', 'book')
     assert refused.returncode == 2 and "--recipe is 'improved' there" in refused.stderr
     png = tmp_path / 'ema.png'
-    g = _cli('generate', '--params', out / 'net_G_ema.params', '--batch-stats', '--num', 8,
+    g = _cli('generate', '--params', out / 'net_G_ema.params', '--batch-stats', '--num-samples', 8,
              '--device', 'cpu', '--out', png)
     assert g.returncode == 0 and png.is_file(), g.stderr
-    e = _cli('evaluate', '--params', out / 'net_G_ema.params', '--num', 16, '--device', 'cpu',
-             '--dataset', 'sprites', '--num-sprites', 32, '--cache-dir', tmp_path / 'cache')
+    e = _cli('evaluate', '--params', out / 'net_G_ema.params', '--num-samples', 16, '--device',
+             'cpu', '--dataset', 'sprites', '--num-sprites', 32, '--cache-dir', tmp_path / 'cache')
     assert e.returncode == 0 and 'mean' in e.stdout, e.stderr

@@ -18,7 +18,7 @@ ON_RESUME = {
                      'alpha', 'seed', 'num_samples', 'swd_samples', 'hybridize', 'recipe',
                      'skip_bad_images', 'max_image_pixels', 'out_dir'), KEPT),
     **{name: OPTIONS[name].metadata['resume'] for name in RECIPE_FLAGS},
-    **dict.fromkeys(('num_epochs', 'budget', 'device', 'devices', 'num_workers',
+    **dict.fromkeys(('num_epochs', 'budget', 'device', 'num_workers',
                      'checkpoint_every', 'keep_checkpoints', 'on_divergence', 'max_loss',
                      'cache_dir', 'data_dir'), CHANGEABLE),
     **dict.fromkeys(('resume', 'progress', 'image_cache'), NEW),
@@ -98,6 +98,8 @@ def resume_settings(args, given):
                              f'{flag(key)} is {settings[key]!r} there')
     merged = {**vars(args), **{k: settings[k] for k, rule in ON_RESUME.items()
                                if rule != NEW and k in settings and k not in given}}
+    if settings.get('devices') and 'device' not in given:  # recorded by the older --devices
+        merged['device'] = settings['devices']
     if 'num_epochs' in given:  # a length given in epochs replaces the run's budget
         merged['budget'] = None
     if 'data_dir' not in given and settings.get('data_dir') and not os.path.isabs(

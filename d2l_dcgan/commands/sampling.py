@@ -6,7 +6,7 @@ from ..flags import chosen_device
 
 
 def add_sampling_flags(p):
-    p.add_argument('--params', required=True,
+    p.add_argument('--params', required=True, metavar='FILE',
                    help='a net_G.params (or net_G_ema.params) written by training')
     p.add_argument('--batch-stats', action='store_true',
                    help='BatchNorm with each batch\'s statistics (up to 256 images), not the '

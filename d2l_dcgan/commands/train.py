@@ -1,17 +1,15 @@
 """`python -m d2l_dcgan train` (and examples/train_pokemon.py): the chapter's training run, with
 its files written into --out-dir every epoch."""
-import argparse
 import os
 import random
-import re
 import sys
 import time
 
 from ..errors import DCGANError, one_line
 from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
-                     command_line, epochs_for, image_count, load_data, number,
-                     parse_given, run_command, seed_everything)
+                     command_line, device_specs, epochs_for, error_line, examples, image_count,
+                     load_data, number, parse_given, run_command, seed_everything)
 from ..runfolder import METRICS, RunFiles, RunFolder
 from .recipe_flags import add_recipe_flags, recipe_defaults, train_recipe
 
@@ -23,10 +21,17 @@ def train_parser(prog=None):
         'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
         'metrics.json into --out-dir.'),
         formatter_class=HelpFormatter)
+    p.epilog = examples(
+        p.prog, ('the chapter\'s run: 20 epochs of the Pokemon', '--out-dir runs/book'),
+        ('the improved recipe on 240,000 images', '--recipe improved --budget 240k'),
+        ('a run continued (after a crash, say) up to 30 epochs in all',
+         '--resume runs/book --num-epochs 30'))
     data = p.add_argument_group('data')
     add_data_flags(data, skipped_listed_in=METRICS)
     data.add_argument('--num-workers', type=NON_NEGATIVE_INT, default=0,
-                      help='DataLoader worker processes (images are decoded once into memory)')
+                      help='DataLoader worker processes that batch the decoded images (0: the '
+                           'main process; decoding runs once, one process per core, before '
+                           'training, or not at all when the decoded-image cache has them)')
     model = p.add_argument_group('model and training (the chapter\'s defaults)')
     # argparse shows a default only next to a help text, so every option has one
     length = model.add_mutually_exclusive_group()
@@ -55,26 +60,26 @@ def train_parser(prog=None):
     run = p.add_argument_group('run')
     run.add_argument('--seed', type=SEED, default=None,
                      help='random seed (default: a fresh one, recorded in metrics.json)')
-    run.add_argument('--device', default='auto', help='auto, cpu, cpu:N, gpu or gpu:N')
+    run.add_argument('--device', type=device_specs, default='auto',
+                     help='auto, cpu, cpu:N, gpu or gpu:N; or several, e.g. gpu:0,gpu:1, to '
+                          'train data parallel (each batch split across them)')
+    p.rename('--devices', '--device')
     run.add_argument('--out-dir', default=os.path.join('runs', 'dcgan'),
                      help='where the figures, parameters and metrics.json go')
     run.add_argument('--num-samples', type=POSITIVE_INT, default=64,
                      help='images in each epoch\'s sample grid (fixed noise, 8 per row)')
     run.add_argument('--no-progress', dest='progress', action='store_false',
                      help='no per-epoch progress bar')
-    run.add_argument('--devices', type=device_list,
-                     help='data parallel over several devices, e.g. gpu:0,gpu:1 (each batch is '
-                          'split across them); overrides --device')
     run.add_argument('--swd-samples', type=number(int, 2, also=(0,)), default=128,
                      help='generated and real images whose sliced Wasserstein distance is '
                           'measured after every epoch (0: off)')
     add_recipe_flags(p.add_argument_group(
         'better samples (opt-in; the defaults are the book\'s recipe)'))
     safe = p.add_argument_group('checkpoints and recovery')
-    safe.add_argument('--resume', metavar='OUT_DIR',
-                      help='continue the run in OUT_DIR from its newest valid checkpoint, with '
-                           'all its settings, up to --num-epochs in all; given again, '
-                           '--num-epochs or --budget (upward), --device(s), --num-workers, '
+    safe.add_argument('--resume', metavar='DIR',
+                      help='continue the run in DIR from its newest valid checkpoint, with '
+                           'all its settings, up to --num-epochs (or --budget) in all; given '
+                           'again, --num-epochs or --budget (upward), --device, --num-workers, '
                            '--data-dir and --cache-dir (the same images moved) and the recovery '
                            'flags below apply, and any other flag must agree with the run')
     safe.add_argument('--checkpoint-every', type=NON_NEGATIVE_INT, default=0,
@@ -87,20 +92,6 @@ def train_parser(prog=None):
     safe.add_argument('--max-loss', type=POSITIVE_FLOAT, default=100.0,
                       help='a mean loss above this counts as divergence (logits beyond ~this)')
     return p
-
-
-def device_list(text):
-    """--devices' value: distinct cpu[:N] or gpu[:N], comma-separated, as 'gpu:0,gpu:1'."""
-    specs = [s.strip().lower() for s in text.split(',')]
-    if not any(specs) or not all(re.fullmatch(r'(cpu|gpu)(:\d+)?', s) for s in specs):
-        raise argparse.ArgumentTypeError(f'expected devices such as cpu:0,cpu:1 or '
-                                         f'gpu:0,gpu:1, got {text!r}')
-    specs = [s if ':' in s else s + ':0' for s in specs]
-    twice = sorted({s for s in specs if specs.count(s) > 1})
-    if twice:
-        raise argparse.ArgumentTypeError(f'{", ".join(twice)} given twice in {text!r}; each '
-                                         'device takes its own share of a batch once')
-    return ','.join(specs)
 
 
 def swd_metric(images, num, latent_dim, seed, device):
@@ -129,17 +120,17 @@ def resume_hint(args):
 
 
 def pick_devices(args):
-    """The devices of --devices (data parallel) or --device, said on one line."""
+    """The device of --device, or its several (data parallel), said on one line."""
     from ..gpu import select_device
-    if args.devices:
-        devices = [select_device(spec, flag='--devices')[0] for spec in args.devices.split(',')]
-        print(f'devices: {", ".join(map(str, devices))} (data parallel)')
-        if len(devices) > args.batch_size:
-            raise DCGANError(f'--batch-size {args.batch_size} is smaller than the '
-                             f'{len(devices)} devices of --devices, which each need an image of '
-                             f'every batch: give --batch-size {len(devices)} or more')
-        return devices
-    return [chosen_device(args.device)]
+    if ',' not in args.device:
+        return [chosen_device(args.device)]
+    devices = [select_device(spec)[0] for spec in args.device.split(',')]
+    print(f'devices: {", ".join(map(str, devices))} (data parallel)')
+    if len(devices) > args.batch_size:
+        raise DCGANError(f'--batch-size {args.batch_size} is smaller than the {len(devices)} '
+                         f'devices of --device, which each need an image of every batch: '
+                         f'give --batch-size {len(devices)} or more')
+    return devices
 
 
 def check_out_dir(path):
@@ -249,16 +240,17 @@ def run_train(args):
 def train_main(argv=None, prog=None):
     from .resume import resume_settings
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, given = parse_given(train_parser(prog), argv)
+    parser = train_parser(prog)
+    args, given = parse_given(parser, argv)
     if args.resume:
         try:
             args, complete = resume_settings(args, given)
         except DCGANError as e:
-            print(f'error: {one_line(str(e))}', file=sys.stderr)
+            print(error_line(parser, e), file=sys.stderr)
             return 2
         if complete:  # a job that resumes until it succeeds has succeeded: nothing to write
             print(one_line(complete))
             return 0
     else:
         recipe_defaults(args, given)
-    return run_command(run_train, args, resume_hint)
+    return run_command(run_train, args, resume_hint, parser=parser)
