@@ -6,8 +6,7 @@ that leaves half the cores idle: every convolution and GEMM runs at half speed. 
 cores instead and tell MXNet through its own MXNET_OMP_MAX_THREADS, which (unlike
 OMP_NUM_THREADS) leaves NumPy's and other libraries' thread pools alone. Where /sys is not
 mounted (a chroot, some sandboxes) the cores cannot be told from hyper-threads: we count the
-CPUs this process may run on, and say so, rather than leave MXNet's other thread count (and
-other numbers from a seeded run)."""
+CPUs this process may run on as cores, and say so, rather than let MXNet halve them."""
 import math
 import os
 import platform
