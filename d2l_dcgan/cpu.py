@@ -4,7 +4,9 @@ MXNet 1.9.1 (src/engine/openmp.cc) gives its operators half of the CPUs on x86, 
 hyper-threads per core. On a machine without SMT (most cloud VMs, this project's 2-core CI)
 that leaves half the cores idle: every convolution and GEMM runs at half speed. We count the
 cores instead and tell MXNet through its own MXNET_OMP_MAX_THREADS, which (unlike
-OMP_NUM_THREADS) leaves NumPy's and other libraries' thread pools alone."""
+OMP_NUM_THREADS) leaves NumPy's and other libraries' thread pools alone. Where /sys is not
+mounted (a chroot, some sandboxes) the cores cannot be told from hyper-threads: we count the
+CPUs this process may run on as cores, and say so, rather than let MXNet halve them."""
 import math
 import os
 import platform
@@ -14,9 +16,10 @@ import warnings
 from .fileio import read_text
 
 _SYS_CPU = '/sys/devices/system/cpu'
+_CGROUP = '/sys/fs/cgroup'
 
 
-def cgroup_cpu_limit(root='/sys/fs/cgroup'):
+def cgroup_cpu_limit(root=_CGROUP):
     """CPUs a container's CFS quota allows (rounded up), or None without a quota."""
     v2 = read_text(os.path.join(root, 'cpu.max'))  # "max 100000" or "200000 100000"
     if v2:
@@ -31,23 +34,42 @@ def cgroup_cpu_limit(root='/sys/fs/cgroup'):
     return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
 
 
-def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root='/sys/fs/cgroup'):
+def capped(count, cgroup_root=_CGROUP):
+    """`count` CPUs or cores, capped by a cgroup CPU quota where one is readable."""
+    limit = cgroup_cpu_limit(cgroup_root)
+    return min(count, limit) if limit else count
+
+
+def affinity(cpus=None):
+    """The CPUs this process may run on (its affinity mask); None where the OS does not tell."""
+    if cpus is None and hasattr(os, 'sched_getaffinity'):
+        cpus = os.sched_getaffinity(0)
+    return cpus or None
+
+
+def physical_cores(cpus=None, sys_cpu=_SYS_CPU, cgroup_root=_CGROUP):
     """Cores this process may run on: CPUs in its affinity mask, hyper-thread siblings counted
     once, capped by a cgroup CPU quota. None where Linux's sysfs does not tell."""
-    if cpus is None:
-        if not hasattr(os, 'sched_getaffinity'):
-            return None
-        cpus = os.sched_getaffinity(0)
     cores = set()
-    for cpu in cpus:
+    for cpu in affinity(cpus) or ():
         siblings = read_text(f'{sys_cpu}/cpu{cpu}/topology/thread_siblings_list')
         if siblings is None:
             return None
         cores.add(siblings)  # every sibling of a core lists the same set, e.g. "0,8" or "0-1"
-    if not cores:
-        return None
-    limit = cgroup_cpu_limit(cgroup_root)
-    return min(len(cores), limit) if limit else len(cores)
+    return capped(len(cores), cgroup_root) if cores else None
+
+
+def core_count(cpus=None, sys_cpu=_SYS_CPU, cgroup_root=_CGROUP):
+    """(cores, what was assumed): physical_cores; where sysfs does not tell (not mounted in a
+    chroot or sandbox), the CPUs this process may run on, capped by a quota, and why."""
+    cores = physical_cores(cpus, sys_cpu, cgroup_root)
+    cpus = affinity(cpus)
+    if cores or not cpus:
+        return cores, None
+    cores = capped(len(cpus), cgroup_root)
+    quota = f', {cores} by the cgroup CPU quota' if cores < len(cpus) else ''
+    return cores, (f'{sys_cpu} does not say which CPUs share a core (no /sys?): counting the '
+                   f'{len(cpus)} CPUs this process may run on as cores{quota}')
 
 
 def mxnet_loaded(modules=None):
@@ -75,7 +97,7 @@ def set_mxnet_threads(env=None, modules=None, cores=None, mxnet_default=None):
     modules = sys.modules if modules is None else modules
     if any(env.get(v) for v in THREAD_VARIABLES):
         return None
-    cores = physical_cores() if cores is None else cores
+    cores, assumed = core_count() if cores is None else (cores, None)
     if not cores:
         return None
     if mxnet_loaded(modules):
@@ -87,4 +109,6 @@ def set_mxnet_threads(env=None, modules=None, cores=None, mxnet_default=None):
                 f'MXNET_OMP_MAX_THREADS={cores}', RuntimeWarning, stacklevel=3)
         return None
     env['MXNET_OMP_MAX_THREADS'] = str(cores)
+    if assumed:
+        print(f'd2l_dcgan: {assumed}; MXNET_OMP_MAX_THREADS={cores}', file=sys.stderr)
     return cores

@@ -228,8 +228,8 @@ def report_skipped(bad, total, root):
 
 def decode_workers():
     """Worker processes for decoding: one per core this process may use (as cpu.py counts)."""
-    from .cpu import physical_cores
-    return physical_cores() or len(os.sched_getaffinity(0))
+    from .cpu import core_count
+    return core_count()[0] or os.cpu_count() or 1
 
 
 @dataclass

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from d2l_dcgan.cpu import (cgroup_cpu_limit, mxnet_default_threads, physical_cores,
+from d2l_dcgan import cpu
+from d2l_dcgan.cpu import (cgroup_cpu_limit, core_count, mxnet_default_threads, physical_cores,
                            set_mxnet_threads)
 
 
@@ -62,6 +63,30 @@ def test_an_unreadable_quota_is_no_quota(tmp_path, v2):
 def test_no_sysfs_means_no_opinion(tmp_path):
     assert physical_cores({0, 1}, str(tmp_path / 'missing'), fake_cgroup(tmp_path)) is None
     assert physical_cores(set(), fake_sysfs(tmp_path, {}), fake_cgroup(tmp_path)) is None
+
+
+def test_without_sysfs_the_cpus_this_process_may_run_on_are_counted(tmp_path):
+    missing = str(tmp_path / 'missing')
+    cores, assumed = core_count({0, 1, 5}, missing, fake_cgroup(tmp_path / 'a'))
+    assert cores == 3 and 'counting the 3 CPUs this process may run on as cores' in assumed
+    quota = fake_cgroup(tmp_path / 'b', v2='200000 100000')
+    cores, assumed = core_count(set(range(8)), missing, quota)
+    assert cores == 2 and assumed.endswith('8 CPUs this process may run on as cores, 2 by the '
+                                           'cgroup CPU quota')
+    # where sysfs tells, nothing is assumed
+    sys_cpu = fake_sysfs(tmp_path, {0: '0', 1: '1'})
+    assert core_count({0, 1}, sys_cpu, fake_cgroup(tmp_path / 'c')) == (2, None)
+
+
+def test_without_sysfs_mxnet_gets_every_usable_cpu_and_the_user_one_line(tmp_path, monkeypatch,
+                                                                          capsys):
+    missing, cgroup = str(tmp_path / 'missing'), fake_cgroup(tmp_path)
+    monkeypatch.setattr(cpu, 'core_count', lambda: core_count({0, 1}, missing, cgroup))
+    env = {}
+    assert set_mxnet_threads(env, modules={}) == 2 and env == {'MXNET_OMP_MAX_THREADS': '2'}
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f'd2l_dcgan: {missing} does not say')
+    assert err.endswith('as cores; MXNET_OMP_MAX_THREADS=2\n')
 
 
 def test_the_count_goes_to_mxnets_own_variable():
