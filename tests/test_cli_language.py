@@ -14,7 +14,7 @@ import pytest
 
 import d2l_dcgan
 from d2l_dcgan import ArgumentError, DCGANError, cli
-from d2l_dcgan.checkpoint import RunLock
+from d2l_dcgan.runfolder import RunLock
 from d2l_dcgan.commands.evaluate import evaluate_parser
 from d2l_dcgan.commands.generate import generate_parser
 from d2l_dcgan.commands.train import train_parser
