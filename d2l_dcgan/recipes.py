@@ -79,9 +79,10 @@ class Ops:
 
 def option(default, values, help, metavar=None, needs=None, flag=True, resume='kept'):
     """A Recipe field, declared once: its default, its `values` (Bound, Switch or Ops), the
-    help line and metavar of its flag of train (`flag`: False if train's own flag gives it),
-    the option it `needs` to be on, as (name, why), and what --resume does with it (the recipe
-    a run trained with is kept: a flag given must agree)."""
+    help line (naming other options as {name}, which train spells as its flags) and metavar of
+    its flag of train (`flag`: False if train's own flag gives it), the option it `needs` to be
+    on, as (name, why), and what --resume does with it (the recipe a run trained with is kept:
+    a flag given must agree)."""
     return field(default=default, metadata=dict(values=values, help=help, metavar=metavar,
                                                 needs=needs, flag=flag, resume=resume))
 
@@ -116,17 +117,17 @@ class Recipe:
     # Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule" (TTUR); None: fit's lr
     lr_D: Optional[float] = option(
         None, Bound(float, 0, above=True, none=True),
-        'the discriminator\'s learning rate (default: --lr)')
+        'the discriminator\'s learning rate (default: {lr})')
     lr_G: Optional[float] = option(
         None, Bound(float, 0, above=True, none=True),
-        'the generator\'s learning rate (default: --lr)')
+        'the generator\'s learning rate (default: {lr})')
     # a step-size schedule: fast while G finds the data's colours and layout, slow to refine
     lr_decay: float = option(
         1.0, Bound(float, 0, 1, above=True, upto=True), 'both learning rates fall '
-        'geometrically to X times their start over --lr-decay-images images, then stay (1: off)',
+        'geometrically to X times their start over {lr_decay_images} images, then stay (1: off)',
         'X', needs=('lr_decay_images', 'is reached over lr_decay_images images'))
     lr_decay_images: int = option(
-        0, Bound(int, 0, images=True), 'the training images over which --lr-decay falls '
+        0, Bound(int, 0, images=True), 'the training images over which {lr_decay} falls '
         '(50000, 50k)', 'IMAGES', needs=('lr_decay', 'times the rates\' fall to lr_decay'))
     # Isola et al. 2017 (pix2pix, sec. 3.3): test-time BatchNorm with the test batch's statistics
     sample_batch_stats: bool = option(

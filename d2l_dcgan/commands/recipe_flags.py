@@ -1,6 +1,7 @@
 """train's recipe flags, made from d2l_dcgan.recipes.Recipe's options (each declared once
 there): what `train` offers and `--resume` compares, below both commands."""
 import argparse
+import re
 from dataclasses import fields
 
 from ..errors import DCGANError
@@ -14,6 +15,11 @@ RECIPE_FLAGS = tuple(name for name, f in OPTIONS.items() if f.metadata['flag'])
 
 def flag(name):
     return '--' + name.replace('_', '-')
+
+
+def flag_help(text):
+    """An option's help line with the options it names ({lr}) as train's flags (--lr)."""
+    return re.sub(r'\{(\w+)\}', lambda m: flag(m.group(1)), text)
 
 
 def ops_type(values):
@@ -50,12 +56,12 @@ def add_recipe_flags(group):
         meta = OPTIONS[name].metadata
         if isinstance(meta['values'], Switch):
             # two flags, not argparse.BooleanOptionalAction, which Python 3.8 lacks
-            group.add_argument(flag(name), action='store_const', const=True, help=meta['help'])
+            group.add_argument(flag(name), action='store_const', const=True, help=flag_help(meta['help']))
             group.add_argument(flag('no_' + name), dest=name, action='store_const',
                                const=False, help=f'not {flag(name)}, whatever --recipe says')
         else:
             group.add_argument(flag(name), dest=name, metavar=meta['metavar'],
-                               help=meta['help'], **flag_kwargs(meta['values']))
+                               help=flag_help(meta['help']), **flag_kwargs(meta['values']))
 
 
 def recipe_defaults(args, given):
