@@ -33,6 +33,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+from d2l_dcgan.data import DEFAULT_CACHE_DIR
 from d2l_dcgan.flags import CHAPTER_IMAGES, epochs_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,9 +112,9 @@ def parse_args(argv=None):
                    help='the batch of the recipes without one of their own (improved has one)')
     p.add_argument('--samples', type=int, default=1024,
                    help='generated (and real) images of each SWD')
-    p.add_argument('--work-dir', default=os.path.join('..', 'data', 'quality-runs'),
+    p.add_argument('--work-dir', default=os.path.join(DEFAULT_CACHE_DIR, 'quality-runs'),
                    help='the runs\' folders (checkpoints: outside the repository)')
-    p.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+    p.add_argument('--cache-dir', default=DEFAULT_CACHE_DIR,
                    help="train's --cache-dir (the decoded images)")
     p.add_argument('--out', default=os.path.join(HERE, 'quality.json'))
     p.add_argument('--table', action='store_true', help='only print the table of --out')
