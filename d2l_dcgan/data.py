@@ -256,7 +256,7 @@ def read_images(data_dir, size=64, skip_bad_images=False, max_image_pixels=MAX_I
 
 
 # ToTensor (x / 255) then Normalize(0.5, 0.5) of every uint8 value, in float32 like those
-# transforms: a table lookup gives their exact results ~7x faster than MXNet ops on the batch.
+# transforms: a table lookup gives their exact results faster than MXNet ops (docs/speed.md).
 _NORMALIZED = (onp.arange(256, dtype='float32') / onp.float32(255) - onp.float32(0.5)) \
     / onp.float32(0.5)
 
