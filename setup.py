@@ -10,10 +10,12 @@ setup(
     # 3.8-3.11 with pip: the stack MXNet 1.9.1 was released for (d2l pins numpy 1.23.5);
     # 3.12+ or beside numpy 2: uv with tools/overrides.txt, and d2l_dcgan.compat at import
     python_requires='>=3.8',
+    license='MIT',  # the book's code in it: MIT-0 (see LICENSE)
     classifiers=[
         'Programming Language :: Python :: 3',
         *(f'Programming Language :: Python :: 3.{v}' for v in range(8, 14)),
         'Operating System :: POSIX :: Linux',
+        'License :: OSI Approved :: MIT License',
     ],
     install_requires=[
         'd2l==1.0.3',

@@ -74,12 +74,45 @@ def four_at_once(data, cache):
     return outs, before - lowest
 
 
+LABELS = {'book': "the book's loop, one process", 'cold, cached':
+          'd2l_dcgan, cold: decoding into the cache ({cores} processes)',
+          'warm': 'd2l_dcgan, warm: mapping the cache'}
+
+
+def print_table(result):
+    """The medians as docs/speed.md holds them (tests/test_docs.py compares them)."""
+    book, cores = result['median_seconds']['book'], result['cores']
+    repeats = len(result['per_repeat']['book'])
+    print(f"{result['images']:,} images, {cores} cores, medians of {repeats} "
+          f"(benchmarks/decode.json)")
+    print()
+    print("| path to the first batch | seconds | / the book's loop | images/s |")
+    print('| --- | --- | --- | --- |')
+    for k, v in result['median_seconds'].items():
+        n = k.split()[1] if 'process' in k else None  # 'cold, 2 process(es)'
+        name = (LABELS[k] if n is None else
+                f"d2l_dcgan, no cache, {n} process{'' if n == '1' else 'es'}").format(cores=cores)
+        print(f"| {name} | {v:.2f} | {v / book:.2f} | {result['images'] / v:,.0f} |")
+    four = result['four_at_once']
+    print()
+    print(f"Four runs at once on a cold cache: first batch after "
+          f"{min(four['seconds']):.1f}-{max(four['seconds']):.1f} s; system memory taken at the "
+          f"peak {four['system_memory_mb']:.0f} MB; each process's peak RSS "
+          f"{min(four['peak_rss_mb']):.0f}-{max(four['peak_rss_mb']):.0f} MB.")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--data-dir', required=True)
+    p.add_argument('--data-dir', help='the image folder to time (required unless --table)')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--json', default=None)
+    p.add_argument('--table', action='store_true', help='only print the table of --json')
     args = p.parse_args()
+    if args.table:
+        with open(args.json or os.path.join(HERE, 'decode.json')) as f:
+            return print_table(json.load(f))
+    if not args.data_dir:
+        p.error('--data-dir is required to measure')
     cores = len(os.sched_getaffinity(0))
     times = {k: [] for k in ['book'] + [f'cold, {w} process(es)' for w in range(1, cores + 1)]
              + ['cold, cached', 'warm']}
@@ -104,19 +137,14 @@ def main():
     cache = tempfile.mkdtemp(prefix='decode-bench-')
     outs, system_mb = four_at_once(args.data_dir, cache)
     shutil.rmtree(cache, ignore_errors=True)
-    book = statistics.median(times['book'])
     result = {'data_dir': args.data_dir, 'images': outs[0]['images'], 'cores': cores,
               'median_seconds': {k: statistics.median(v) for k, v in times.items()},
               'per_repeat': times, 'peak_rss_mb': peak,
               'four_at_once': {'seconds': [o['seconds'] for o in outs],
                                'peak_rss_mb': [o['peak_mb'] for o in outs],
                                'system_memory_mb': system_mb}}
-    print(f'\n{result["images"]:,} images, {cores} cores; medians of {args.repeats}:')
-    for k, v in result['median_seconds'].items():
-        print(f'  {k:<22} {v:6.2f} s  {v / book:5.2f}x the book\'s loop  '
-              f'{result["images"] / v:8.0f} images/s')
-    print(f'  four runs at once on a cold cache: {", ".join(f"{s:.1f}" for s in result["four_at_once"]["seconds"])} s; '
-          f'system memory taken at the peak {system_mb:.0f} MB')
+    print()
+    print_table(result)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)

@@ -33,6 +33,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+from d2l_dcgan.data import DEFAULT_CACHE_DIR
 from d2l_dcgan.flags import CHAPTER_IMAGES, epochs_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,24 +48,24 @@ RECIPES = {
 AVERAGE = ['--ema-halflife', '10000', '--ema-rampup', '0.05']
 RECIPES.update({f'lr{lr}+avg': ['--lr-D', lr, '--lr-G', lr] + AVERAGE
                 for lr in ('0.0005', '0.001', '0.002')})
-# the issue's full-budget runs: the best half-life grows with the images seen (2,048 at 1/4 and
-# 1/2, 10,000 at the end), so a ramp of 0.02 (1,015 at 1/16, 4,060 at 1/4, 10,000 from 1/2 on)
+# the issue's full-budget runs: the best half-life grows with the images seen, so a ramp of
+# 0.02 (the half-life at each budget: docs/quality.md, --recipe improved)
 RAMPED = ['--ema-halflife', '10000', '--ema-rampup', '0.02']
 RECIPES['lr0.0005+avg0.02'] = ['--lr-D', '0.0005', '--lr-G', '0.0005'] + RAMPED
 # lr0.0005 lost to the book at 1/16 (widths 64): the book's rate first, falling to 0.0005 by 50k
 RECIPES['decay50k+avg0.02'] = ['--lr-decay', '0.1', '--lr-decay-images', '50000'] + RAMPED
-# improved of then (lr0.0005+avg0.02) lost to the book at 1/16 (1.12x): a faster start, 0.002 to
-# improved's 0.0005 by 100,000 images (1/8), 2.5x below the rate whose decay let D win above
+# improved of then (lr0.0005+avg0.02) lost to the book at 1/16 (docs/quality.md): a faster
+# start, 0.002 to improved's 0.0005 by 100,000 images (1/8)
 RECIPES['decay100k+lr0.002+avg0.02'] = ['--lr', '0.002', '--lr-decay', '0.25',
                                         '--lr-decay-images', '100000'] + RAMPED
 # at 1/16 a batch of 256 gives improved 210 steps: a batch of 64 gives 4x the steps for the same
-# images, at 0.94x the images/sec (80.4 against 85.2, widths 64, 2-core CPU)
+# images, at a little less speed (docs/speed.md)
 RECIPES['lr0.0005+avg0.02+batch64'] = RECIPES['lr0.0005+avg0.02'] + ['--batch-size', '64']
-# improved's SWD rose from 1/4 to 1/2 (seed 0: 44.3 to 50.7) as D won (median loss_D 0.085 over
-# epochs 28-54, 0.023 over 67-108) on 3,786 images: DiffAugment, made for a D that overfits few
+# improved's SWD rose from 1/4 to 1/2 as D won on 3,786 images (docs/quality.md): DiffAugment,
+# made for a D that overfits few
 RECIPES['lr0.0005+avg0.02+batch64+aug'] = RECIPES['lr0.0005+avg0.02+batch64'] + ['--augment']
-# it cost 1/16 (seed 0: 160.8 against 98.4) and caught up by 1/8 (72.3 against 68.0): augment a
-# growing share of the images, all of them from 200,000 (1/4) on, where D began to win
+# it cost 1/16 and caught up by 1/8 (docs/quality.md): augment a growing share of the images,
+# all of them from 200,000 (1/4) on, where D began to win
 RECIPES['lr0.0005+avg0.02+batch64+aug200k'] = RECIPES['lr0.0005+avg0.02+batch64+aug'] + [
     '--augment-ramp', '200000']
 
@@ -111,9 +112,9 @@ def parse_args(argv=None):
                    help='the batch of the recipes without one of their own (improved has one)')
     p.add_argument('--samples', type=int, default=1024,
                    help='generated (and real) images of each SWD')
-    p.add_argument('--work-dir', default=os.path.join('..', 'data', 'quality-runs'),
+    p.add_argument('--work-dir', default=os.path.join(DEFAULT_CACHE_DIR, 'quality-runs'),
                    help='the runs\' folders (checkpoints: outside the repository)')
-    p.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+    p.add_argument('--cache-dir', default=DEFAULT_CACHE_DIR,
                    help="train's --cache-dir (the decoded images)")
     p.add_argument('--out', default=os.path.join(HERE, 'quality.json'))
     p.add_argument('--table', action='store_true', help='only print the table of --out')
@@ -293,19 +294,39 @@ def table(results):
 
 
 def print_table(results):
+    """The table of --out, as docs/quality.md holds it (tests/test_docs.py compares them)."""
+    if 'epochs' in results['settings']:
+        return print_first_table(results)
     s = results['settings']
-    floor = results.get('real_vs_real', float('nan'))
-    print(f"{s['num_images']:,} images of {s['data_dir']}, widths {s['width']}, batch "
-          f"{s['batch_size']} (a recipe's own where it has one); SWD x1e3 of {s['samples']:,} "
-          f"generated vs as many real (two disjoint real sets: {floor:.1f})")
-    print("| images seen | of the chapter's | recipe | SWD per seed | mean | / book | "
-          "training min (mean) |")
-    print('| --- | --- | --- | --- | --- | --- | --- |')
+    print(f"{s['num_images']:,} images of {os.path.basename(s['data_dir'])}/, widths "
+          f"{s['width']}, batch {s['batch_size']} (or a recipe's own); SWD x1e3 of "
+          f"{s['samples']:,} generated against {s['samples']:,} real images; two disjoint sets "
+          f"of {results.get('real_vs_real_images', s['samples']):,} real images: "
+          f"{results.get('real_vs_real', float('nan')):.1f}")
+    print()
+    print("| budget | images seen | recipe | SWD per seed | mean | / book |")
+    print('| --- | --- | --- | --- | --- | --- |')
     for r in results['table']:
         ratio = f"{r['ratio_to_book']:.2f}" if r['ratio_to_book'] is not None else '-'
-        print(f"| {r['images']:,} | {share(r['images'])} | {r['recipe']} | "
-              + ', '.join(f'{v:.1f}' for v in r['swd'])
-              + f" | {r['mean']:.1f} | {ratio} | {r['train_minutes']:.1f} |")
+        print(f"| {r['budget']} | {r['images']:,} ({share(r['images'])}) | {r['recipe']} | "
+              + ', '.join(f'{v:.1f}' for v in r['swd']) + f" | {r['mean']:.1f} | {ratio} |")
+
+
+def print_first_table(results):
+    """The table of benchmarks/quality-5-epochs.json, written by this script at commit dd4ae30."""
+    s = results['settings']
+    print(f"{s['num_sprites']:,} sprites, {s['epochs']} epochs, widths {s['width']}, batch "
+          f"{s['batch_size']}; final SWD x1e3 of {s['final_samples']} generated against "
+          f"{s['final_samples']} real images, per-epoch SWD of {s['curve_samples']} against "
+          f"{s['curve_samples']}")
+    print()
+    print('| recipe | what | final SWD mean | min | max | / book | SWD after epochs 1-5 '
+          '(mean of seeds) |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for r in results['table']:
+        print(f"| {r['recipe']} | {r['what']} | {r['mean']:.1f} | {r['min']:.1f} | "
+              f"{r['max']:.1f} | {r['ratio']:.2f} | " + ' '.join(f'{v:.0f}' for v in r['curve'])
+              + ' |')
 
 
 def draw_curves(results, path, names):

@@ -3,7 +3,7 @@
 
     python benchmarks/throughput.py                      # 512 sprites, batch 64, 3 reps (~4 min, 2-core CPU)
     python benchmarks/throughput.py --batch-size 256     # the chapter's batch size
-    python benchmarks/throughput.py --data-dir ../data/pokemon --device gpu:0 --json out.json
+    python benchmarks/throughput.py --data-dir ~/.cache/d2l-dcgan/pokemon --device gpu:0 --json out.json
 
 What it measures, every number a ratio or a rate taken in this one run (the machine is noisy):
 

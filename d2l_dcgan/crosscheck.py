@@ -18,15 +18,10 @@ from .train import train_step
 from .flags import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, add_data_flags,
                     chosen_device, device_spec, examples, read_data, run_command)
 
-# What "within float rounding" allows. Measured on a CPU: the two sides agree to the last bit
-# (weights and losses; widths 8 to 64, batches 16 to 64, 1 and 2 threads, 5 to 8 steps), since
-# hybridizing runs the same oneDNN kernels in the same order. Another device or library may sum
-# in another order (cuDNN picks its algorithms), which moves a result by a few float32 ulps: an
-# update that is the same maths computed differently (Adam's first step with beta1 0.9 instead of
-# 0.5, where the bias correction cancels beta1) moved the weights by 1.2e-7, one ulp of
-# BatchNorm's gamma (~1, the largest parameters). The tolerance allows ~40 such ulps, 1e-3 lr
-# (5e-6 at the chapter's lr) but at least 32 ulps of 1.0; a changed update moves weights by a
-# good part of lr per step (1.4e-3 the step after that beta1 change), hundreds of times more.
+# What "within float rounding" allows: on a CPU the two sides agree to the last bit; another
+# device or library may sum in another order (cuDNN picks its algorithms), which moves a result
+# by a few float32 ulps, while a changed update moves weights by a good part of lr per step.
+# The measurements behind these bounds: docs/crosscheck.md.
 WEIGHT_TOL_LR = 1e-3  # the largest |book - ours| of any parameter, in units of lr
 WEIGHT_TOL_MIN = 32 * 2.0**-23  # 32 float32 ulps of 1.0
 LOSS_RTOL = 1e-4  # either loss, |book - ours| / |book|: logits of weights within the above

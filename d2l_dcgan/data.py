@@ -23,7 +23,19 @@ from .fileio import FileLock, can_write, file_digest, read_text, remove_path
 POKEMON_SHA1 = 'c065c0e2593b8b161a2d7873e42418bf6a21106c'
 d2l.DATA_HUB['pokemon'] = (d2l.DATA_URL + 'pokemon.zip', POKEMON_SHA1)
 
-DEFAULT_CACHE_DIR = os.path.join('..', 'data')  # d2l's own, so a reader's earlier download is reused
+
+def default_cache_dir():
+    """The data cache of this machine: $D2L_DCGAN_CACHE, else $XDG_CACHE_HOME/d2l-dcgan, else
+    ~/.cache/d2l-dcgan, as an absolute path."""
+    # one folder per machine, not d2l's ../data of the working directory: the notebook (run in
+    # examples/) and make (run at the root) would each keep a copy
+    path = os.environ.get('D2L_DCGAN_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
+        'd2l-dcgan')
+    return os.path.abspath(os.path.expanduser(path))
+
+
+DEFAULT_CACHE_DIR = default_cache_dir()
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png')  # what ImageFolderDataset reads
 
 
@@ -244,7 +256,7 @@ def read_images(data_dir, size=64, skip_bad_images=False, max_image_pixels=MAX_I
 
 
 # ToTensor (x / 255) then Normalize(0.5, 0.5) of every uint8 value, in float32 like those
-# transforms: a table lookup gives their exact results ~7x faster than MXNet ops on the batch.
+# transforms: a table lookup gives their exact results faster than MXNet ops (docs/speed.md).
 _NORMALIZED = (onp.arange(256, dtype='float32') / onp.float32(255) - onp.float32(0.5)) \
     / onp.float32(0.5)
 
@@ -297,5 +309,6 @@ def load_pokemon(batch_size=256, data_dir=None, cache_dir=DEFAULT_CACHE_DIR, **k
     With `data_dir`, any ImageFolder-style root is loaded instead and nothing is downloaded.
     The decoded images are kept in `cache_dir/decoded` (cache_dir=None: neither)."""
     if data_dir is None:
+        print(f'data cache: {os.path.abspath(cache_dir or DEFAULT_CACHE_DIR)}')
         data_dir = download_extract('pokemon', cache_dir or DEFAULT_CACHE_DIR)
     return load_image_folder(data_dir, batch_size=batch_size, cache_dir=cache_dir, **kwargs)

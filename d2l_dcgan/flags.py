@@ -272,16 +272,18 @@ def check_output_file(flag, path, inputs=()):
 
 def add_data_flags(group, skipped_listed_in=None):
     """The data flags of every command; `skipped_listed_in`: the file that lists skipped images."""
-    from .data import MAX_IMAGE_PIXELS
+    from .data import DEFAULT_CACHE_DIR, MAX_IMAGE_PIXELS
     listed = f' and listed in {skipped_listed_in}' if skipped_listed_in else ''
     group.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
                        help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
                             'draw a deterministic offline stand-in set')
     group.add_argument('--data-dir', help='use this ImageFolder root instead '
                        '(DIR/<class>/<image>.png, e.g. an extracted pokemon.zip\'s pokemon/)')
-    group.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+    group.add_argument('--cache-dir', default=DEFAULT_CACHE_DIR,
                        help='where pokemon.zip is downloaded and extracted, sprites drawn, and '
-                            'the decoded images kept (DIR/decoded)')
+                            'the decoded images kept (DIR/decoded); the default is '
+                            '$D2L_DCGAN_CACHE, else $XDG_CACHE_HOME/d2l-dcgan or '
+                            '~/.cache/d2l-dcgan, one per machine')
     group.add_argument('--num-sprites', type=POSITIVE_INT, default=1024,
                        help='images in the sprites dataset')
     group.add_argument('--skip-bad-images', action='store_true',
@@ -303,6 +305,7 @@ def data_root(args):
     if args.data_dir:
         return args.data_dir
     prepare_cache_dir(args.cache_dir)
+    print(f'data cache: {os.path.abspath(args.cache_dir)}')
     if args.dataset == 'sprites':
         return make_sprites(os.path.join(args.cache_dir, f'sprites-{args.num_sprites}'),
                             num_images=args.num_sprites)

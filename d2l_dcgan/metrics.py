@@ -142,8 +142,8 @@ def _flip_negatives(keys):
     """In place: int32 views of float32s -> keys with the floats' order, and back.
 
     Flipping the magnitude bits of negative numbers makes integer order equal float order (the
-    map is its own inverse). numpy 1.23 sorts int32 about a third faster than float32 (no
-    NaN-aware comparisons), and sorting is most of the SWD's time."""
+    map is its own inverse). numpy sorts int32 faster than float32 (no NaN-aware comparisons;
+    docs/speed.md), and sorting is most of the SWD's time."""
     mask = keys >> 31  # -1 for negatives, 0 otherwise
     mask &= np.int32(0x7FFFFFFF)
     keys ^= mask
@@ -192,7 +192,7 @@ def sliced_wasserstein(a, b, seed=0, nhoods_per_image=128, nhood_size=7, dir_rep
 
     Cost grows with images x `nhoods_per_image` x directions and is mostly numpy sorting the
     projections (two threads, one per set): 512 vs 512 64x64 RGB images at the defaults sort
-    2 x 3 x 512 x 65,536 numbers, about 17 s of CPU time on a 2-core machine.
+    2 x 3 x 512 x 65,536 numbers (how long that took: docs/speed.md).
 
     Raises DCGANError for arrays that are not image batches, sets with different channel counts
     or sizes, fewer than 2 images in a set, NaN or infinite pixels, or images too small for a

@@ -199,9 +199,7 @@ RECIPES = {
     'book': Recipe(),
     # both nets at the chapter's TensorFlow tab's rate, G's weight average, its half-life ramped
     # up to 10,000 images, 4x the steps of batch 256, and DiffAugment ramped in over 200,000
-    # images, as D began to win there: the book's SWD x 0.67 at 1/16 of the chapter's images,
-    # 0.40 at 1/8, 0.31 at 1/4, 0.44 at 1/2 (widths 64, 2 seeds), where without the
-    # augmentation it was 0.77 (benchmarks/quality-w64.json, docs/quality.md)
+    # images, as D began to win there; what it measured: docs/quality.md (the widths-64 sweep)
     'improved': Recipe(ema_halflife=10_000, ema_rampup=0.02, lr_D=0.0005, lr_G=0.0005,
                        batch_size=64, augment=AUGMENTS, augment_ramp=200_000),
 }

@@ -37,7 +37,7 @@ SIZE = 64  # the chapter's image size
 ONEDNN_NOTE = ('oneDNN (MKLDNN) is off: MXNet 1.9.1\'s oneDNN Conv2DTranspose fails to '
                'backpropagate through a layer with 1 output channel, the 1-channel '
                'generator\'s last ("could not create a primitive descriptor for a reorder '
-               'primitive"); CPU training is about 3x slower without it')
+               'primitive"); CPU training is slower without it (docs/speed.md)')
 
 
 def avoid_onednn_deconv_bug():

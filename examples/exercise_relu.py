@@ -9,7 +9,7 @@ into --out-dir and prints a table and a one-line finding computed from the numbe
 
     python examples/exercise_relu.py                  # sprites, small CPU budget (a few minutes)
     python examples/exercise_relu.py --full --dataset pokemon      # the chapter's budget
-    python examples/exercise_relu.py --data-dir ../data/pokemon --seed 1
+    python examples/exercise_relu.py --data-dir ~/.cache/d2l-dcgan/pokemon --seed 1
 """
 import os
 import sys
@@ -23,6 +23,7 @@ SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites':
 COLLAPSED_D, BLOWN_UP_G = 0.1, 5.0
 
 
+from d2l_dcgan.data import DEFAULT_CACHE_DIR  # noqa: E402
 from d2l_dcgan.flags import (HelpFormatter, Parser, device_spec, doc_and_examples,  # noqa: E402
                              number)
 
@@ -40,9 +41,9 @@ def parser():
     data.add_argument('--num-sprites', type=number(int, 0, above=True),
                       help=f'images in the sprites dataset (default {SMALL["num_sprites"]}; '
                            f'--full: {FULL["num_sprites"]})')
-    data.add_argument('--cache-dir', default=os.path.join('..', 'data'),
+    data.add_argument('--cache-dir', default=DEFAULT_CACHE_DIR,
                       help='where pokemon.zip is downloaded, the sprites drawn and the decoded '
-                           'images kept')
+                           'images kept (train\'s: $D2L_DCGAN_CACHE, else ~/.cache/d2l-dcgan)')
     data.add_argument('--no-image-cache', dest='image_cache', action='store_false',
                       help='decode the images in memory, not into (or from) DIR/decoded of '
                            '--cache-dir')

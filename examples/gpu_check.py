@@ -1,4 +1,4 @@
-"""A 30-second self-check of d2l_dcgan on a GPU machine (after `pip install -e ".[cu112]"`).
+"""A short self-check of d2l_dcgan on a GPU machine (after `make install EXTRA=cu112`).
 
     python examples/gpu_check.py                   # the device --device auto would take
     python examples/gpu_check.py --device gpu:1 --steps 50
@@ -7,10 +7,10 @@
 Prints MXNet's version and build features, where each CUDA 11 library came from, the GPUs the
 driver shows with their compute capability and whether this MXNet build can run on them, then
 runs a forward/backward pass of the chapter's full-size nets and times a few training steps on
-the chosen device. The last line is the verdict, one of:
+the chosen device. The last line is the verdict, one of (the figures are what it measured):
 
-    VERDICT: OK - gpu(0) NVIDIA A100-SXM4-40GB sm_80, 2345.6 examples/sec
-    VERDICT: CPU ONLY - <why not a GPU>; cpu(0) 45.6 examples/sec
+    VERDICT: OK - gpu(0) <the GPU's name> sm_<NN>, <N> examples/sec
+    VERDICT: CPU ONLY - <why not a GPU>; cpu(0) <N> examples/sec
     VERDICT: FAIL - <what went wrong>
 
 Exit status 0 for OK and CPU ONLY, 1 for FAIL.

@@ -1,5 +1,14 @@
 """Shared fixtures: small image folders on disk, and a generator whose images vary with Z."""
-import d2l_dcgan  # noqa: F401  before any test module's mxnet/d2l import: MXNet's thread count
+import atexit
+import os
+import shutil
+import tempfile
+
+# the tests' own data cache, set before d2l_dcgan reads it: no test fills or reads the machine's
+os.environ['D2L_DCGAN_CACHE'] = tempfile.mkdtemp(prefix='d2l_dcgan_test_cache_')
+atexit.register(shutil.rmtree, os.environ['D2L_DCGAN_CACHE'], ignore_errors=True)
+
+import d2l_dcgan  # noqa: F401,E402  before any test module's mxnet/d2l import: MXNet's threads
 
 import numpy as onp
 import pytest

@@ -229,10 +229,11 @@ def test_train_help_lists_the_chapters_defaults(quick_runs):
     assert r.returncode == 0 and r.stderr == ''
     text = ' '.join(r.stdout.split())
     for option, default in (('--batch-size', '256'), ('--lr', '0.005'), ('--num-epochs', '20'),
-                            ('--latent-dim', '100'), ('--cache-dir', '../data'),
+                            ('--latent-dim', '100'),
+                            ('--cache-dir', os.environ['D2L_DCGAN_CACHE']),  # conftest's
                             ('--max-image-pixels', '89478485')):
-        assert re.search(rf'{option} [A-Z_]+ [^-]*\(default: {re.escape(default)}\)', text), \
-            option
+        assert re.search(rf'{option} [A-Z_]+ (?:(?! --[a-z]).)*\(default: {re.escape(default)}\)',
+                         text), option
     assert '(default: None)' not in text and '(default: True)' not in text
 
 
@@ -363,3 +364,16 @@ def test_dcgan_error_is_the_one_line(capsys):
                                        'is no --cache-dir: give a --data-dir (see --help)\n')
     with pytest.raises(ZeroDivisionError):
         run_command(lambda args: 1 / 0, None)
+
+
+def test_the_default_data_cache_is_the_machines_and_is_printed(tmp_path):
+    """Without --cache-dir, train draws its sprites into $D2L_DCGAN_CACHE and says where."""
+    cache = tmp_path / 'machine-cache'
+    r = subprocess.run(TRAIN + ['--out-dir', str(tmp_path / 'out'), *TINY, '--dataset', 'sprites',
+                                '--num-sprites', '16', '--num-epochs', '1', '--swd-samples', '0',
+                                '--seed', '0'],
+                       cwd=REPO_ROOT, env={**ENV, 'D2L_DCGAN_CACHE': str(cache)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f'data cache: {cache}\n' in r.stdout
+    assert (cache / 'sprites-16').is_dir() and (cache / 'decoded').is_dir()

@@ -717,3 +717,23 @@ def test_a_read_only_cache_without_the_extracted_set_says_so_in_one_line(
         f'be written: give a --cache-dir that can be, or the extracted image folder as '
         f'--data-dir (see --help)']
     assert snapshot(cache) == before and not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({'D2L_DCGAN_CACHE': '/srv/cache', 'XDG_CACHE_HOME': '/x'}, '/srv/cache'),
+    ({'XDG_CACHE_HOME': '/x'}, '/x/d2l-dcgan'),
+    ({'HOME': '/home/reader'}, '/home/reader/.cache/d2l-dcgan'),
+    ({'D2L_DCGAN_CACHE': 'rel/cache'}, None),
+], ids=['D2L_DCGAN_CACHE', 'XDG_CACHE_HOME', 'HOME', 'relative'])
+def test_one_data_cache_per_machine(monkeypatch, tmp_path, env, expected):
+    """The notebook (run in examples/) and make (at the root) find the same folder."""
+    from d2l_dcgan.data import default_cache_dir
+    monkeypatch.chdir(tmp_path)
+    for name in ('D2L_DCGAN_CACHE', 'XDG_CACHE_HOME'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert default_cache_dir() == (expected or str(tmp_path / 'rel' / 'cache'))
+    (tmp_path / 'examples').mkdir()
+    monkeypatch.chdir(tmp_path / 'examples')
+    assert default_cache_dir() == (expected or str(tmp_path / 'examples' / 'rel' / 'cache'))

@@ -109,3 +109,51 @@ def test_no_usable_python_stops_with_one_line(tmp_path, pythons, found):
     for words in ('d2l_dcgan needs Python 3.8-3.14', 'apt install python3 python3-venv',
                   'pyenv install 3.13', 'make PYTHON=/path/to/python3'):
         assert words in line
+
+
+def dry_run(tmp_path, target, *make_args, installed=None, stale=False):
+    """What `make -n TARGET` would run with a venv that `installed` (an extra, or None) built;
+    `stale`: its marker is older than setup.py, as after a pull that changed it."""
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    if installed:
+        marker = venv / 'bin' / f'.installed-{installed}'
+        marker.touch()
+        if stale:
+            os.utime(marker, (0, 0))
+    r = subprocess.run([MAKE, '-n', '-C', REPO_ROOT, target, f'VENV={venv}', *make_args],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def installs(commands):
+    """The extras `commands` install (`-e ".[cu112,test]"` -> ['cu112'])."""
+    return [c.split('-e ".[')[1].split(',')[0] for c in commands.splitlines() if '-e ".[' in c]
+
+
+@pytest.mark.parametrize('target', ['test', 'notebook', 'demo', 'train', 'install'])
+def test_a_gpu_build_stays_a_gpu_build(tmp_path, target):
+    out = dry_run(tmp_path, target, installed='cu112')
+    assert installs(out) == [] and 'uninstall' not in out
+    if target != 'install':
+        assert f'{tmp_path}/venv/bin/' in out  # it runs, with the venv as it is
+
+
+def test_a_stale_gpu_build_is_reinstalled_as_a_gpu_build(tmp_path):
+    out = dry_run(tmp_path, 'test', installed='cu112', stale=True)
+    assert installs(out) == ['cu112', 'cu112']  # pip and uv branches of the recipe
+    assert 'pip uninstall --quiet --yes mxnet ' in out  # the CPU build's package, not its own
+
+
+def test_a_fresh_venv_is_the_cpu_build(tmp_path):
+    out = dry_run(tmp_path, 'test')
+    assert installs(out) == ['cpu', 'cpu']
+    assert 'pip uninstall --quiet --yes mxnet-cu112 ' in out
+
+
+def test_switching_the_build_removes_the_other_mxnet(tmp_path):
+    out = dry_run(tmp_path, 'test', 'EXTRA=cpu', installed='cu112')
+    assert installs(out) == ['cpu', 'cpu']
+    assert 'pip uninstall --quiet --yes mxnet-cu112 ' in out
+    assert out.index('rm -f') < out.index('uninstall') < out.index('-e ".[cpu')

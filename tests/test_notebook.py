@@ -49,12 +49,13 @@ def counting_client(*args, **kwargs):
 
 @pytest.fixture(scope='module')
 def executed(tmp_path_factory):
-    """The notebook run in a fresh ipykernel (the running Python's, which sees PYTHONPATH) from a
-    folder whose ../data is a temporary one; (notebook, seconds, {cell index: figures shown})."""
+    """The notebook run in a fresh ipykernel (the running Python's, which sees PYTHONPATH) with a
+    temporary data cache; (notebook, seconds, {cell index: figures shown})."""
     cwd = tmp_path_factory.mktemp('run') / 'examples'
     cwd.mkdir()
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    env = {'D2L_DCGAN_SMALL': '1', 'MPLBACKEND': 'module://matplotlib_inline.backend_inline',
+    env = {'D2L_DCGAN_SMALL': '1', 'D2L_DCGAN_CACHE': str(cwd.parent / 'cache'),
+           'MPLBACKEND': 'module://matplotlib_inline.backend_inline',
            'PYTHONPATH': os.pathsep.join(
                [REPO_ROOT] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))}
     with pytest.MonkeyPatch.context() as mp:
