@@ -1,6 +1,7 @@
-# `make install` only sets up .venv; `make train` runs the main job, `make test` the tests, `make notebook` opens the chapter's
-# notebook; each sets up .venv on first use with PYTHON, by default the Python tools/find-python
-# picks (3.8-3.11 first, else 3.13 or 3.12; it says what to do when there is none).
+# `make demo` trains for a minute, `make train` runs the main job (hours on a CPU), `make test`
+# the tests, `make notebook` opens the chapter's notebook, `make install` only sets up .venv;
+# each sets up .venv on first use with PYTHON, by default the Python tools/find-python picks
+# (3.8-3.11 first, else 3.14, 3.13 or 3.12; it says what to do when there is none).
 # On 3.8-3.11 pip installs the pinned stack; on 3.12+ mxnet's and d2l's pins have no wheels, so
 # uv (from PyPI, into the venv) installs with tools/overrides.txt replacing them. Then
 # tools/system-libs checks the system libraries MXNet links (installing them as root).
