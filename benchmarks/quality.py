@@ -31,10 +31,27 @@ import shutil
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from fractions import Fraction
 
-from d2l_dcgan.data import DEFAULT_CACHE_DIR
-from d2l_dcgan.flags import CHAPTER_IMAGES, epochs_for
+import matplotlib
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import mxnet as mx
+import numpy as onp
+from PIL import Image
+
+from d2l_dcgan.commands.evaluate import generator_swd
+from d2l_dcgan.commands.recipe_flags import recipe_defaults, train_recipe
+from d2l_dcgan.commands.sampling import load_generator
+from d2l_dcgan.commands.train import train_parser
+from d2l_dcgan.data import DEFAULT_CACHE_DIR, read_images
+from d2l_dcgan.fileio import write_json
+from d2l_dcgan.flags import CHAPTER_IMAGES, epochs_for, parse_given
+from d2l_dcgan.metrics import sliced_wasserstein
+from d2l_dcgan.plot import save_figure
+from d2l_dcgan.recipes import RECIPES as TRAIN_RECIPES
+from d2l_dcgan.runfolder import EMA_PARAMS, RunFolder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -73,10 +90,6 @@ RECIPES['lr0.0005+avg0.02+batch64+aug200k'] = RECIPES['lr0.0005+avg0.02+batch64+
 def recipe_of(name):
     """The d2l_dcgan.recipes.Recipe that `train` runs with RECIPES[name]'s flags, with the
     batch size it trains with."""
-    from dataclasses import replace
-    from d2l_dcgan.commands.recipe_flags import recipe_defaults, train_recipe
-    from d2l_dcgan.commands.train import train_parser
-    from d2l_dcgan.flags import parse_given
     args, given = parse_given(train_parser(), RECIPES[name])
     recipe_defaults(args, given)
     return replace(train_recipe(args), batch_size=args.batch_size)
@@ -89,7 +102,6 @@ def own_batch_size(name):
 
 def label(name):
     """The recipe's name in the figures: --recipe's, where its flags make one of them."""
-    from d2l_dcgan.recipes import RECIPES as TRAIN_RECIPES
     if name in TRAIN_RECIPES:
         return f'--recipe {name}'
     mine = recipe_of(name)
@@ -145,7 +157,6 @@ def settings(args, num_images):
 def train_to(args, name, seed, epochs, run_dir):
     """`train` the run in `run_dir` to `epochs` epochs: started, or continued from its last
     checkpoint."""
-    from d2l_dcgan.runfolder import RunFolder
     base = [sys.executable, '-m', 'd2l_dcgan', 'train']
     folder = RunFolder(run_dir)
     if folder.newest_checkpoint():
@@ -174,10 +185,6 @@ def train_to(args, name, seed, epochs, run_dir):
 def measure(args, images, run_dir, epoch, seed):
     """The SWD of the run's generator (its average where it has one; and of the raw G) after
     `epoch`, and what the run recorded of its training."""
-    import mxnet as mx
-    from d2l_dcgan.commands.evaluate import generator_swd
-    from d2l_dcgan.commands.sampling import load_generator
-    from d2l_dcgan.runfolder import EMA_PARAMS, RunFolder
     folder = RunFolder(run_dir)
     metrics = folder.recorded()
     done = [e for e in metrics['epochs'] if e['epoch'] <= epoch]
@@ -200,8 +207,6 @@ def keep_samples(args, run_dir, key, epoch):
     """A copy of the epoch's sample grid beside --out, for the figure, to commit: the run folder
     lies outside the repository and is lost with its machine. At the figure's size (256 px, as
     draw_grids shows it at 50 dpi), as JPEG: about 20 kB, against 700 kB for the run's PNG."""
-    from PIL import Image
-    from d2l_dcgan.runfolder import RunFolder
     os.makedirs(samples_folder(args), exist_ok=True)
     with Image.open(RunFolder(run_dir).sample_grid(epoch)) as im:
         im.convert('RGB').resize((256, 256), Image.LANCZOS).save(
@@ -219,8 +224,6 @@ def samples_path(args, key, epoch):
 
 def real_floor(images, samples):
     """The SWD between two disjoint sets of `samples` real images: how close 'close' gets."""
-    import numpy as onp
-    from d2l_dcgan.metrics import sliced_wasserstein
     n = min(samples, len(images) // 2)
     order = onp.random.default_rng(0).permutation(len(images))
     return sliced_wasserstein(images[order[:n]], images[order[n:2 * n]], seed=0)[1], n
@@ -234,13 +237,11 @@ def load(path):
 
 
 def save(path, results):
-    from d2l_dcgan.fileio import write_json
     results['table'] = table(results)
     write_json(path, results)
 
 
 def sweep(args):
-    from d2l_dcgan.data import read_images
     images, _, _ = read_images(args.data_dir, cache_dir=args.cache_dir)
     results = load(args.out) or {'settings': settings(args, len(images)), 'runs': {}}
     if results['settings'] != settings(args, len(images)):
@@ -331,10 +332,7 @@ def print_first_table(results):
 
 def draw_curves(results, path, names):
     """SWD against images seen: each seed a thin line, each recipe's mean a thick one."""
-    import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from d2l_dcgan.plot import save_figure
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = {n: plt.cm.tab10.colors[i % 10] for i, n in enumerate(names)}  # the first blue
     for name in names:
@@ -363,11 +361,7 @@ def draw_curves(results, path, names):
 
 def draw_grids(args, results, path, names):
     """Each budget a row: the recipes' samples side by side, from the same noise (one seed)."""
-    import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-    from d2l_dcgan.plot import save_figure
     seeds = sorted({r['seed'] for r in results['runs'].values()})
     seed = 0 if 0 in seeds else seeds[0]
     names = [n for n in names if f'{n}/{seed}' in results['runs']]

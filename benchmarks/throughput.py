@@ -58,6 +58,7 @@ from mxnet.gluon import nn  # noqa: E402
 from d2l import mxnet as d2l  # noqa: E402
 from d2l_dcgan.book import chapter_nets, chapter_train  # noqa: E402
 from d2l_dcgan.gpu import select_device  # noqa: E402
+from d2l_dcgan.train import make_trainers, train_step  # noqa: E402
 
 ENV_AFTER_IMPORTS = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
 
@@ -157,7 +158,6 @@ def time_pipeline(loader, device=None, min_seconds=1.0):
 def time_ours_step(net_D, net_G, X, latent_dim, lr, iters):
     """Examples/sec of train()'s own step alone (train_step) on one batch already on the device
     (nets already hybridized and warm from train()); waits once at the end, as train() does."""
-    from d2l_dcgan.train import make_trainers, train_step
     loss = gluon.loss.SigmoidBCELoss()
     trainer_D, trainer_G = make_trainers(net_D, net_G, lr)
     Z = np.random.normal(0, 1, size=(X.shape[0], latent_dim, 1, 1), ctx=X.ctx)

@@ -5,11 +5,7 @@ import sys
 from .commands.evaluate import evaluate_main
 from .commands.generate import generate_main
 from .commands.train import train_main
-
-
-def crosscheck_main(argv=None, prog=None):
-    from .crosscheck import crosscheck_main as main  # it loads d2l's book code: only when asked
-    return main(argv, prog)
+from .crosscheck import crosscheck_main
 
 
 COMMANDS = {

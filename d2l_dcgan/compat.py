@@ -105,6 +105,7 @@ def _plain_params(invoke, index):
 def patch_mxnet_params():
     """Make the two ways MXNet passes operator parameters to C (imperative calls, graph nodes)
     see NumPy scalars in lists as plain numbers. After `import mxnet`; once is enough."""
+    # here, not at the top: this module loads before MXNet, which apply() must patch first
     from mxnet.ndarray import register as nd_register, _internal as nd_internal
     from mxnet.symbol import register as sym_register, _internal as sym_internal
     if hasattr(nd_register._imperative_invoke, '__wrapped__'):

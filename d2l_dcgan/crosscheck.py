@@ -10,11 +10,16 @@ noise; after every step the losses and every parameter (weights, BatchNorm's gam
 running statistics) are compared."""
 import sys
 
+import mxnet as mx
 import numpy as onp
+from d2l import mxnet as d2l
+from mxnet import gluon, init, np
 
 from . import discriminator, generator, init_nets
+from .book import chapter_nets
+from .data import to_tensor
 from .errors import DCGANError
-from .train import train_step
+from .train import hybridize, make_trainers, train_step
 from .flags import (HelpFormatter, Parser, POSITIVE_FLOAT, POSITIVE_INT, SEED, add_data_flags,
                     chosen_device, device_spec, examples, read_data, run_command)
 
@@ -58,7 +63,6 @@ def crosscheck_parser(prog=None):
 
 def batches(images, steps, batch_size, latent_dim, seed):
     """`steps` (X, Z) NumPy pairs: shuffled images (reshuffled when they run out) and noise."""
-    from .data import to_tensor
     rng = onp.random.default_rng(seed)
     batch_size = min(batch_size, len(images))
     order = onp.concatenate([rng.permutation(len(images))
@@ -108,16 +112,12 @@ class Side:
 
 def book_step(X, Z, net_D, net_G, loss, trainer_D, trainer_G):
     """The chapter's step: the installed d2l's update_D, then its update_G."""
-    from d2l import mxnet as d2l
     return (d2l.update_D(X, Z, net_D, net_G, loss, trainer_D),
             d2l.update_G(Z, net_D, net_G, loss, trainer_G))
 
 
 def book_side(n_G, n_D, lr, device, X, Z):
     """The chapter's train(), up to its loop: nets, initialisation, Trainers."""
-    from d2l import mxnet as d2l
-    from mxnet import gluon, init
-    from .book import chapter_nets
     net_D, net_G = chapter_nets(n_G, n_D)
     net_D.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
     net_G.initialize(init=init.Normal(0.02), force_reinit=True, ctx=device)
@@ -131,7 +131,6 @@ def book_side(n_G, n_D, lr, device, X, Z):
 
 def our_side(book, n_G, n_D, lr, device, X, Z):
     """This package's nets, set up as train() sets them up, with the book's initial weights."""
-    from .train import hybridize, make_trainers
     net_G, net_D = generator(n_G), discriminator(n_D)
     init_nets(net_D, net_G, device)
     hybridize(net_D, net_G)
@@ -148,8 +147,6 @@ def _close(a, b):
 def crosscheck(images, steps, batch_size, n_G, n_D, lr, latent_dim, seed, device, out=print):
     """Run both sides; print the table and the verdict; return the first step that differs, or
     None. Each row: step, book loss_D, ours, book loss_G, ours, largest weight difference."""
-    import mxnet as mx
-    from mxnet import gluon, np
     data = [(np.array(X, ctx=device), np.array(Z, ctx=device))
             for X, Z in batches(images, steps, batch_size, latent_dim, seed)]
     mx.random.seed(seed, ctx='all')

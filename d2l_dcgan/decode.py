@@ -14,11 +14,15 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Optional
 
+import mxnet
 import numpy as onp
+import PIL
 from mxnet import image, nd, np, npx
 from mxnet.base import MXNetError
 from PIL import JpegImagePlugin, PngImagePlugin
+from tqdm import tqdm
 
+from .cpu import core_count
 from .errors import ArgumentError, DCGANError, one_line
 from .imagecache import ImageCache, cache_key
 
@@ -135,8 +139,6 @@ def read_one(path, size, max_pixels=MAX_IMAGE_PIXELS):
 
 def decoder():
     """What decides how a file decodes: the libraries that check and decode it."""
-    import mxnet
-    import PIL
     return f'mxnet {mxnet.__version__} imread flag=1, image.resize bilinear; Pillow {PIL.__version__}'
 
 
@@ -211,7 +213,6 @@ def progress_bar(total, what):
     """A tqdm bar on stderr if it is a terminal and the work takes over a second, else None."""
     if not sys.stderr.isatty():
         return None
-    from tqdm import tqdm
     return tqdm(total=total, desc=what, unit='images', delay=1.0, leave=False)
 
 
@@ -228,7 +229,6 @@ def report_skipped(bad, total, root):
 
 def decode_workers():
     """Worker processes for decoding: one per core this process may use (as cpu.py counts)."""
-    from .cpu import core_count
     return core_count()[0] or os.cpu_count() or 1
 
 

@@ -9,10 +9,16 @@ import re
 import shlex
 import sys
 
+import mxnet as mx
+import numpy as onp
+
+from .data import (DEFAULT_CACHE_DIR, MAX_IMAGE_PIXELS, array_loader, download_extract,
+                   read_images)
 from .errors import DCGANError, one_line
-from .gpu import is_device_spec
+from .gpu import is_device_spec, select_device
 from .interrupts import KeyboardInterrupts, TrainingInterrupted
 from .runfolder import run_folder_of
+from .sprites import make_sprites
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -200,8 +206,6 @@ def apply_budget(args, small, full):
 
 
 def seed_everything(seed):
-    import mxnet as mx
-    import numpy as onp
     random.seed(seed)
     onp.random.seed(seed)  # Gluon's DataLoader shuffles with NumPy's global generator
     mx.random.seed(seed, ctx='all')
@@ -272,7 +276,6 @@ def check_output_file(flag, path, inputs=()):
 
 def add_data_flags(group, skipped_listed_in=None):
     """The data flags of every command; `skipped_listed_in`: the file that lists skipped images."""
-    from .data import DEFAULT_CACHE_DIR, MAX_IMAGE_PIXELS
     listed = f' and listed in {skipped_listed_in}' if skipped_listed_in else ''
     group.add_argument('--dataset', choices=('pokemon', 'sprites'), default='pokemon',
                        help='pokemon: download d2l\'s pokemon.zip (SHA-1 checked); sprites: '
@@ -300,8 +303,6 @@ def add_data_flags(group, skipped_listed_in=None):
 
 def data_root(args):
     """The ImageFolder root of --data-dir, or of --dataset (drawn or downloaded as needed)."""
-    from .data import download_extract
-    from .sprites import make_sprites
     if args.data_dir:
         return args.data_dir
     prepare_cache_dir(args.cache_dir)
@@ -314,7 +315,6 @@ def data_root(args):
 
 def read_data(args, skipped=None):
     """(ImageFolder root, uint8 images, labels) of the chosen dataset, read as the flags say."""
-    from .data import read_images
     root = data_root(args)
     images, labels, _ = read_images(root, skip_bad_images=args.skip_bad_images,
                                     max_image_pixels=args.max_image_pixels, skipped=skipped,
@@ -324,7 +324,6 @@ def read_data(args, skipped=None):
 
 def load_data(args):
     """(ImageFolder root, uint8 images, DataLoader, skipped images) of the chosen dataset."""
-    from .data import array_loader
     skipped = []
     root, images, labels = read_data(args, skipped)
     return root, images, array_loader(images, labels, args.batch_size,
@@ -333,7 +332,6 @@ def load_data(args):
 
 def chosen_device(spec):
     """The device --device names (gpu.select_device), said on one line with why."""
-    from .gpu import select_device
     ctx, why = select_device(spec)
     print(f'device: {ctx} ({why})')
     return ctx

@@ -6,6 +6,7 @@ import ctypes
 import os
 import sys
 from collections import namedtuple
+from importlib import metadata
 
 CUDA_BUILD = 'mxnet-cu112'
 BUILD_LABEL = 'mxnet-cu112 1.9.1'
@@ -43,7 +44,6 @@ GPUInfo.__doc__ = 'A GPU as the CUDA driver sees it: index, name, capability (ma
 
 def is_cuda_build():
     """Whether the installed MXNet is mxnet-cu112 (package metadata; MXNet is not imported)."""
-    from importlib import metadata
     try:
         metadata.version(CUDA_BUILD.replace('-', '_'))  # as its dist-info folder spells it
         return True
@@ -174,6 +174,7 @@ def first_line(error):
 
 def probe(ctx):
     """One forward and backward pass of a tiny G_block on ctx: None, or MXNet's error line."""
+    # here, not at the top: this module loads before MXNet, and alone in examples/gpu_check.py
     import mxnet as mx
     from mxnet import autograd, np
     from .model import G_block
@@ -210,6 +211,7 @@ def select_device(device='auto', num_gpus=None, capability=gpu_capability, probe
     and 'gpu[:N]' raises an ArgumentError about `device` (one line). num_gpus, capability
     (index -> GPUInfo or None), probe (ctx -> None or an error line) and cuda (mxnet-cu112
     installed) are for tests."""
+    # here, not at the top: this module loads before MXNet, and alone in examples/gpu_check.py
     import mxnet as mx
     from .errors import ArgumentError
     if not is_device_spec(device):

@@ -37,14 +37,14 @@ Where this differs from the reference, and why:
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+import numpy as onp
 
 from .errors import DCGANError, check_positive
 
 __all__ = ['sliced_wasserstein', 'laplacian_pyramid', 'swd_resolutions']
 
 # [1, 4, 6, 4, 1] / 16; its outer product is the reference's 5x5 `gaussian_filter` (/ 256).
-_KERNEL = np.array([1., 4., 6., 4., 1.]) / 16
+_KERNEL = onp.array([1., 4., 6., 4., 1.]) / 16
 # A channel whose std over a whole set is below this is treated as constant (uint8 images step by
 # 2/255 ~ 0.008 in [-1, 1], so no real image content is this flat).
 _MIN_STD = 1e-6
@@ -56,7 +56,7 @@ def _blur(x, step=1):
     Separable (two 1-d passes) for speed; equals scipy.ndimage.convolve(mode='mirror') with the
     reference's 2-d kernel. With step=2 only the kept pixels are computed."""
     h, w = x.shape[-2:]
-    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(2, 2), (2, 2)], mode='reflect')
+    p = onp.pad(x, [(0, 0)] * (x.ndim - 2) + [(2, 2), (2, 2)], mode='reflect')
     rows = sum(k * p[..., i:i + h:step, :] for i, k in enumerate(_KERNEL))
     return sum(k * rows[..., i:i + w:step] for i, k in enumerate(_KERNEL))
 
@@ -68,14 +68,14 @@ def _pyr_down(x):
 
 def _pyr_up(x, shape):
     """Zeros between the pixels of `x` on a grid of `shape` (H, W), then blur x 4 (cv2.pyrUp)."""
-    up = np.zeros(x.shape[:-2] + tuple(shape), dtype=x.dtype)
+    up = onp.zeros(x.shape[:-2] + tuple(shape), dtype=x.dtype)
     up[..., ::2, ::2] = x
     return 4 * _blur(up)
 
 
 def laplacian_pyramid(images, num_levels):
     """Levels of a (N, C, H, W) float array, finest first; the last is the Gaussian level itself."""
-    levels = [np.asarray(images, dtype=np.float64)]
+    levels = [onp.asarray(images, dtype=onp.float64)]
     for _ in range(1, num_levels):
         down = _pyr_down(levels[-1])
         levels[-1] = levels[-1] - _pyr_up(down, levels[-1].shape[-2:])
@@ -100,20 +100,20 @@ def _as_nchw(x, name):
     """float (N, C, H, W) as is, uint8 (N, H, W, C) in [0, 255] -> [-1, 1] NCHW; float64."""
     if hasattr(x, 'asnumpy'):  # MXNet NDArray or mxnet.numpy ndarray, without importing mxnet
         x = x.asnumpy()
-    x = np.asarray(x)
+    x = onp.asarray(x)
     if x.ndim != 4:
         raise DCGANError(
             f'{name} must be a batch of images, float (N, C, H, W) or uint8 (N, H, W, C); '
             f'got an array of shape {x.shape}')
-    if x.dtype == np.uint8:
+    if x.dtype == onp.uint8:
         if x.shape[3] > 4 and x.shape[1] <= 4:
             raise DCGANError(
                 f'{name} is uint8 of shape {x.shape}, which looks like (N, C, H, W); uint8 images '
                 f'must be (N, H, W, C) like read_images returns')
         # exactly the data pipeline's ToTensor + Normalize(0.5, 0.5) (data.to_tensor), in float32
-        x = x.transpose(0, 3, 1, 2).astype(np.float32) / 255
+        x = x.transpose(0, 3, 1, 2).astype(onp.float32) / 255
         x = (x - 0.5) / 0.5
-    elif np.issubdtype(x.dtype, np.floating):
+    elif onp.issubdtype(x.dtype, onp.floating):
         if x.shape[1] > 4 and x.shape[3] <= 4:
             raise DCGANError(
                 f'{name} is float of shape {x.shape}, which looks like (N, H, W, C); float images '
@@ -124,22 +124,22 @@ def _as_nchw(x, name):
             f'or uint8 (N, H, W, C) in [0, 255]')
     if x.shape[0] < 2:
         raise DCGANError(f'{name} has {x.shape[0]} image(s); the SWD needs at least 2 per set')
-    if not np.isfinite(x).all():
+    if not onp.isfinite(x).all():
         raise DCGANError(f'{name} contains NaN or infinite values')
-    return x.astype(np.float64)
+    return x.astype(onp.float64)
 
 
 def _descriptors(level, img, ys, xs, nhood_size):
     """The neighbourhoods with top-left corners (ys, xs) of images `img`, normalised per channel.
 
     Returns float32 (len(img), C * nhood_size**2), like the reference's finalize_descriptors."""
-    windows = np.lib.stride_tricks.sliding_window_view(level, (nhood_size, nhood_size),
-                                                       axis=(2, 3))
+    windows = onp.lib.stride_tricks.sliding_window_view(level, (nhood_size, nhood_size),
+                                                        axis=(2, 3))
     desc = windows[img, :, ys, xs]  # (M, C, k, k): gathers from a view, no index array per pixel
     mean = desc.mean(axis=(0, 2, 3), keepdims=True)
     std = desc.std(axis=(0, 2, 3), keepdims=True)
-    desc = (desc - mean) / np.where(std > _MIN_STD, std, 1.0)
-    return desc.reshape(len(desc), -1).astype(np.float32)
+    desc = (desc - mean) / onp.where(std > _MIN_STD, std, 1.0)
+    return desc.reshape(len(desc), -1).astype(onp.float32)
 
 
 def _flip_negatives(keys):
@@ -149,7 +149,7 @@ def _flip_negatives(keys):
     map is its own inverse). numpy sorts int32 faster than float32 (no NaN-aware comparisons;
     docs/speed.md), and sorting is most of the SWD's time."""
     mask = keys >> 31  # -1 for negatives, 0 otherwise
-    mask &= np.int32(0x7FFFFFFF)
+    mask &= onp.int32(0x7FFFFFFF)
     keys ^= mask
 
 
@@ -160,10 +160,10 @@ def _freivalds(desc):
     summed), so proj @ r moves by at most K eps sum_k |r_k| |desc_k|; a wrong entry moves it
     by about |r_k| times its error. In float64, and without BLAS (einsum), which is what is
     checked."""
-    r = np.random.default_rng(len(desc)).standard_normal(len(desc))
-    norms = np.sqrt(np.einsum('kj,kj->k', desc, desc, dtype=np.float64))
-    tol = desc.shape[1] * np.finfo(np.float32).eps * np.einsum('k,k->', np.abs(r), norms)
-    return r, np.einsum('kj,k->j', desc, r), 2 * tol
+    r = onp.random.default_rng(len(desc)).standard_normal(len(desc))
+    norms = onp.sqrt(onp.einsum('kj,kj->k', desc, desc, dtype=onp.float64))
+    tol = desc.shape[1] * onp.finfo(onp.float32).eps * onp.einsum('k,k->', onp.abs(r), norms)
+    return r, onp.einsum('kj,k->j', desc, r), 2 * tol
 
 
 def _project(dirs, desc, check):
@@ -172,13 +172,13 @@ def _project(dirs, desc, check):
     numpy's BLAS picks its kernels by the CPU, and one can be wrong: OpenBLAS 0.3.34's armv9sme
     kernels (numpy 2.5's, on qemu 7.2's default ARM64 CPU) give wrong products, NaN among them,
     when an operand is transposed, as desc.T is here."""
-    proj = np.matmul(dirs, desc.T)
+    proj = onp.matmul(dirs, desc.T)
     if _product_ok(proj, dirs, check):
         return proj
     warnings.warn("numpy's BLAS computed a wrong matrix product; the SWD projects without it "
                   '(einsum, slower). OPENBLAS_CORETYPE=ARMV8 (on ARM64) picks other kernels',
                   RuntimeWarning, stacklevel=2)
-    proj = np.einsum('ij,kj->ik', dirs, desc)
+    proj = onp.einsum('ij,kj->ik', dirs, desc)
     if not _product_ok(proj, dirs, check):
         raise DCGANError('the SWD\'s projections are wrong even without BLAS; not reporting one')
     return proj
@@ -187,8 +187,8 @@ def _project(dirs, desc, check):
 def _product_ok(proj, dirs, check):
     """Whether proj @ r is dirs @ (desc.T @ r) within float32 rounding (False for NaN)."""
     r, desc_r, tol = check
-    got, want = np.einsum('ik,k->i', proj, r), np.einsum('ij,j->i', dirs, desc_r)
-    return bool(np.all(np.abs(got - want) <= tol))
+    got, want = onp.einsum('ik,k->i', proj, r), onp.einsum('ij,j->i', dirs, desc_r)
+    return bool(onp.all(onp.abs(got - want) <= tol))
 
 
 def _sorted_projections(desc, dirs, check):
@@ -196,7 +196,7 @@ def _sorted_projections(desc, dirs, check):
 
     Rows are contiguous, so each sort runs along memory."""
     proj = _project(dirs, desc, check)
-    keys = proj.view(np.int32)
+    keys = proj.view(onp.int32)
     _flip_negatives(keys)
     keys.sort(axis=1)
     _flip_negatives(keys)
@@ -209,13 +209,13 @@ def _swd(desc_a, desc_b, rng, dir_repeats, dirs_per_repeat, pool):
     checks = _freivalds(desc_a), _freivalds(desc_b)
     for _ in range(dir_repeats):
         dirs = rng.standard_normal((dirs_per_repeat, desc_a.shape[1]))
-        dirs /= np.sqrt(np.sum(np.square(dirs), axis=1, keepdims=True))
-        dirs = dirs.astype(np.float32)  # the reference projects in float32 too
+        dirs /= onp.sqrt(onp.sum(onp.square(dirs), axis=1, keepdims=True))
+        dirs = dirs.astype(onp.float32)  # the reference projects in float32 too
         # numpy's sort releases the GIL, so the two sets' sorts run on two cores
         proj_a, proj_b = pool.map(_sorted_projections, (desc_a, desc_b), (dirs, dirs), checks)
         # |x - y| == |y - x| bit for bit, so the result is symmetric in a and b exactly
-        diff = np.subtract(proj_a, proj_b, out=proj_a)
-        total += float(np.mean(np.abs(diff, out=diff), dtype=np.float64))
+        diff = onp.subtract(proj_a, proj_b, out=proj_a)
+        total += float(onp.mean(onp.abs(diff, out=diff), dtype=onp.float64))
     return total / dir_repeats
 
 
@@ -246,7 +246,7 @@ def sliced_wasserstein(a, b, seed=0, nhoods_per_image=128, nhood_size=7, dir_rep
                    min_resolution=min_resolution)
     if nhood_size % 2 == 0:
         raise DCGANError(f'nhood_size must be odd (a centre pixel and a radius), got {nhood_size}')
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, onp.integer))
                              or seed < 0):
         raise DCGANError(f'seed must be a non-negative integer or None, got {seed!r}')
     a, b = _as_nchw(a, 'a'), _as_nchw(b, 'b')
@@ -269,14 +269,14 @@ def sliced_wasserstein(a, b, seed=0, nhoods_per_image=128, nhood_size=7, dir_rep
             f'{nhood_size}x{nhood_size} neighbourhood; raise min_resolution to at least '
             f'{nhood_size} or lower nhood_size')
 
-    sub_seq, pos_seq, dir_seq = np.random.SeedSequence(seed).spawn(3)
+    sub_seq, pos_seq, dir_seq = onp.random.SeedSequence(seed).spawn(3)
     n = min(len(a), len(b))
     # Only the larger set is subsampled, with a stream that does not depend on which argument it
     # was, so swapping a and b picks the same images.
-    sub_rng = np.random.default_rng(sub_seq)
-    a, b = [x if len(x) == n else x[np.sort(sub_rng.choice(len(x), n, replace=False))]
+    sub_rng = onp.random.default_rng(sub_seq)
+    a, b = [x if len(x) == n else x[onp.sort(sub_rng.choice(len(x), n, replace=False))]
             for x in (a, b)]
-    pos_rng, dir_rng = np.random.default_rng(pos_seq), np.random.default_rng(dir_seq)
+    pos_rng, dir_rng = onp.random.default_rng(pos_seq), onp.random.default_rng(dir_seq)
 
     levels_a = laplacian_pyramid(a, len(resolutions))
     levels_b = laplacian_pyramid(b, len(resolutions))
@@ -286,11 +286,11 @@ def sliced_wasserstein(a, b, seed=0, nhoods_per_image=128, nhood_size=7, dir_rep
             h, w = level_a.shape[2:]
             # One draw of positions, used for image i of both sets (see the module docstring);
             # the reference's centres lie in [r, size - r), so whole neighbourhoods fit.
-            img = np.repeat(np.arange(n), nhoods_per_image)
+            img = onp.repeat(onp.arange(n), nhoods_per_image)
             ys = pos_rng.integers(0, h - nhood_size + 1, size=len(img))
             xs = pos_rng.integers(0, w - nhood_size + 1, size=len(img))
             desc_a = _descriptors(level_a, img, ys, xs, nhood_size)
             desc_b = _descriptors(level_b, img, ys, xs, nhood_size)
             swd = _swd(desc_a, desc_b, dir_rng, dir_repeats, dirs_per_repeat, pool)
             per_level.append(1e3 * swd)  # the paper reports SWD x 10^3
-    return per_level, float(np.mean(per_level))
+    return per_level, float(onp.mean(per_level))

@@ -1,4 +1,6 @@
 """The chapter's generator and discriminator, as hybridizable Gluon blocks."""
+import numpy as onp
+from mxnet import autograd, np
 from mxnet.gluon import nn
 
 
@@ -69,7 +71,6 @@ def generator_sizes(shapes):
 def generate_images(net_G, Z, batch_stats=False):
     """net_G(Z); with `batch_stats` BatchNorm normalises with the batch's own statistics
     (training mode, nothing recorded: the running averages stay as they are)."""
-    from mxnet import autograd
     if not batch_stats:
         return net_G(Z)
     with autograd.train_mode():
@@ -81,8 +82,6 @@ def sample(net_G, Z, device, chunk=256, batch_stats=False):
     in [-1, 1]; `chunk` vectors at a time, so a large Z fits in device memory.
 
     `batch_stats`: each chunk is normalised with its own statistics (see generate_images)."""
-    import numpy as onp
-    from mxnet import np
     return onp.concatenate([
         generate_images(net_G, np.array(Z[i:i + chunk], ctx=device), batch_stats).asnumpy()
         for i in range(0, len(Z), chunk)])

@@ -1,8 +1,10 @@
 """The chapter's figures: loss curves with a sample grid, training images, leaky-ReLU curves."""
 import os
 
+import matplotlib.pyplot as plt
 import numpy as onp
 from d2l import mxnet as d2l
+from IPython import display, get_ipython
 from mxnet import np
 from mxnet.gluon import nn
 
@@ -11,10 +13,9 @@ from .fileio import atomic_write
 
 def in_notebook():
     try:
-        from IPython import get_ipython
         shell = get_ipython()
         return shell is not None and 'IPKernelApp' in shell.config
-    except Exception:  # no IPython, or a shell without a config
+    except Exception:  # a shell without a config
         return False
 
 
@@ -42,7 +43,6 @@ def sample_grid(net_G, Z, nrows=3, ncols=7):
 
 def save_image_grid(X, path, nrows=None, ncols=8):
     """Save (N, C, H, W) images in [-1, 1] as one PNG grid (N/ncols rows)."""
-    import matplotlib.pyplot as plt
     nrows = nrows or -(-len(X) // ncols)
     grid = to_image_grid(X, nrows, ncols)
     atomic_write(path, lambda tmp: plt.imsave(tmp, grid, format='png',
@@ -57,7 +57,6 @@ class GANAnimator:
     so this one writes the figure to `path` (if given) after every epoch instead."""
 
     def __init__(self, num_epochs, path=None, swd=False, figsize=None):
-        import matplotlib.pyplot as plt
         self.path, self.live = path, in_notebook()
         if self.live:
             d2l.use_svg_display()
@@ -98,14 +97,12 @@ class GANAnimator:
                 ax.legend()
             self._curve_axes(ax, 'SWD to data')
         if self.live:
-            from IPython import display
             display.display(self.fig)
             display.clear_output(wait=True)
         if self.path:
             save_figure(self.fig, self.path)
 
     def close(self):
-        import matplotlib.pyplot as plt
         plt.close(self.fig)
 
     def __enter__(self):
@@ -117,7 +114,6 @@ class GANAnimator:
 
 def show_images(X, num_rows=4, num_cols=5, path=None):
     """The chapter's first figure: the first num_rows*num_cols images of a batch X in [-1, 1]."""
-    import matplotlib.pyplot as plt
     d2l.set_figsize((4, 4))
     imgs = X[:num_rows * num_cols].transpose(0, 2, 3, 1) / 2 + 0.5
     imgs = imgs.asnumpy() if hasattr(imgs, 'asnumpy') else imgs
@@ -129,7 +125,6 @@ def show_images(X, num_rows=4, num_cols=5, path=None):
 
 def plot_leaky_relu(alphas=(0, .2, .4, .6, .8, 1), path=None):
     """The chapter's leaky-ReLU curves on [-2, 1) for each alpha (alpha 0 is plain ReLU)."""
-    import matplotlib.pyplot as plt
     x = np.arange(-2, 1, 0.1)
     Y = [nn.LeakyReLU(alpha)(x).asnumpy() for alpha in alphas]
     # d2l.plot's default has 4 line styles, which would silently drop the last two alphas

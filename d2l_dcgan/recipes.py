@@ -18,6 +18,7 @@ from mxnet import autograd, np
 from mxnet.gluon import nn
 
 from .errors import DCGANError
+from .model import generate_images, generator, generator_sizes
 
 AUGMENTS = ('color', 'translation', 'cutout')  # Zhao et al.'s policy, applied in this order
 BATCHNORM_SAMPLES = 512  # noise vectors whose statistics the averaged generator's BatchNorm gets
@@ -296,7 +297,6 @@ class Sampler:
         self.net, self.batch_stats, self.average = net, batch_stats, average
 
     def __call__(self, Z):
-        from .model import generate_images
         return generate_images(self.net, Z, self.batch_stats)
 
 
@@ -336,7 +336,6 @@ class GeneratorEMA:
     them too measured worse than no average)."""
 
     def __init__(self, net_G, halflife, device, rampup=0.0):
-        from .model import generator, generator_sizes
         source = net_G._collect_params_with_prefix()
         shapes = {k: p.shape for k, p in source.items()}
         try:

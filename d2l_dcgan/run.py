@@ -17,6 +17,7 @@ import mxnet as mx
 import numpy as onp
 from d2l import mxnet as d2l
 from mxnet import gluon, np
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .errors import ArgumentError, DCGANError, check_positive
@@ -112,7 +113,6 @@ class Progress:
     device always has work waiting."""
 
     def __init__(self, enabled, total, initial, desc):
-        from tqdm import tqdm
         self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, unit='batch',
                         dynamic_ncols=True, disable=None if enabled else True)
         self.queued = None

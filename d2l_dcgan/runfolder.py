@@ -9,6 +9,7 @@ import os
 from .checkpoint import EMA_FILE, list_checkpoints, newest_valid_checkpoint
 from .errors import ArgumentError
 from .fileio import FileLock, is_temporary, remove_path, save_params, write_json
+from .plot import save_image_grid
 
 METRICS, CHECKPOINTS, SAMPLES, LOCK, FIGURE = (
     'metrics.json', 'checkpoints', 'samples', '.lock', 'dcgan.png')
@@ -154,7 +155,6 @@ class RunFiles:
         folder.record(metrics)
 
     def on_epoch_samples(self, record, sample):
-        from .plot import save_image_grid
         save_image_grid(sample(self.fixed_Z), self.folder.sample_grid(record['epoch']))
         if sample.average:
             save_params(sample.net, self.folder.params(EMA_PARAMS))

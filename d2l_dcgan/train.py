@@ -15,6 +15,8 @@ from mxnet import autograd, gluon, init, np, npx
 from mxnet.gluon import nn
 
 from .errors import DCGANError, check_positive
+from .gpu import select_device
+from .model import G_block
 from .plot import GANAnimator, sample_grid
 
 
@@ -107,7 +109,6 @@ _PURE_LAYERS = (nn.HybridSequential, nn.Sequential, nn.Conv2D, nn.Conv2DTranspos
 
 def shares_forward(net_G):
     """True if net_G's forward pass may be computed once for update_D and update_G alike."""
-    from .model import G_block
     blocks = []
     net_G.apply(blocks.append)
     return all(isinstance(b, _PURE_LAYERS + (G_block,)) for b in blocks)
@@ -166,7 +167,6 @@ def computed_seconds(timer):
 
 def default_device():
     """d2l.try_gpu(), but only a GPU that runs MXNet 1.9.1's kernels (else the CPU)."""
-    from .gpu import select_device
     return select_device('auto')[0]
 
 

@@ -28,6 +28,10 @@ import os
 import sys
 import time
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as onp
+
 # the chapter's budget (--full; limit 0 = every training image) and the small CPU one (default)
 FULL = {'num_epochs': 20, 'batch_size': 256, 'n_G': 64, 'n_D': 64, 'limit': 0,
         'classifier_epochs': 10, 'num_samples': 10000}
@@ -117,6 +121,7 @@ def parser():
 # the judge: d2l's LeNet with batch normalization (sec_batch_norm, concise implementation)
 
 def lenet():
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from mxnet.gluon import nn
     net = nn.HybridSequential()
     net.add(nn.Conv2D(6, kernel_size=5), nn.BatchNorm(), nn.Activation('sigmoid'),
@@ -131,14 +136,15 @@ def lenet():
 
 def _as_input(images_u8, device):
     """uint8 (N, H, W[, 1]) -> float32 (N, 1, H, W) in [0, 1], d2l's ToTensor for Fashion-MNIST."""
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from mxnet import np
     X = images_u8.reshape(len(images_u8), 1, *images_u8.shape[1:3])
     return np.array(X, ctx=device).astype('float32') / 255
 
 
 def train_classifier(images, labels, epochs, lr, seed, device, batch_size=256):
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     import mxnet as mx
-    import numpy as onp
     from mxnet import autograd, gluon, init
     mx.random.seed(seed, ctx='all')
     net = lenet()
@@ -171,7 +177,7 @@ def train_classifier(images, labels, epochs, lr, seed, device, batch_size=256):
 
 def predict(net, images_u8, device, batch_size=1024):
     """Softmax probabilities (N, 10) as numpy for uint8 images of the classifier's size."""
-    import numpy as onp
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from mxnet import npx
     return onp.concatenate([npx.softmax(net(_as_input(images_u8[i:i + batch_size], device)))
                             .asnumpy() for i in range(0, len(images_u8), batch_size)])
@@ -179,6 +185,7 @@ def predict(net, images_u8, device, batch_size=1024):
 
 def shrink(images_u8, shape):
     """64x64 images back to the classifier's (H, W): Gluon's Resize with area averaging."""
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from d2l_dcgan.fashion import resize_images
     assert shape[0] == shape[1], shape
     return resize_images(images_u8, shape[0], interpolation=3)
@@ -203,7 +210,7 @@ class _Progress:
 
 def generate_u8(net_G, Z, device, chunk=256):
     """Generated images as uint8 (N, 64, 64, 1), rounded like a saved PNG."""
-    import numpy as onp
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from d2l_dcgan.model import sample
     X = sample(net_G, Z, device, chunk)
     return onp.clip(onp.round((X / 2 + 0.5) * 255), 0, 255).astype(onp.uint8).transpose(0, 2, 3, 1)
@@ -211,7 +218,7 @@ def generate_u8(net_G, Z, device, chunk=256):
 
 def judge_categories(gen, probs, real, real_labels, args):
     """Per category: share, mean confidence, SWD to real images of it and the real-vs-real floor."""
-    import numpy as onp
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from d2l_dcgan.fashion import FASHION_CLASSES
     from d2l_dcgan.metrics import sliced_wasserstein
     assigned, confidence = probs.argmax(axis=1), probs.max(axis=1)
@@ -318,8 +325,7 @@ def finding(rows, key, checks):
 
 
 def plot(rows, gen, real, real_labels, per_row, path):
-    import matplotlib.pyplot as plt
-    import numpy as onp
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from d2l_dcgan.plot import save_figure
     H, W = gen.shape[1:3]
     gap = 6
@@ -355,9 +361,8 @@ def plot(rows, gen, real, real_labels, per_row, path):
 
 
 def main(args, onednn_off=False):
-    import matplotlib
     matplotlib.use('Agg')
-    import numpy as onp
+    # here: MXNet loads after avoid_onednn_deconv_bug()
     from d2l_dcgan.fileio import save_params, write_json
     from d2l_dcgan.flags import apply_budget, chosen_device
     from d2l_dcgan.errors import DCGANError
@@ -367,7 +372,6 @@ def main(args, onednn_off=False):
     from d2l_dcgan.model import discriminator, generator
     from d2l_dcgan.plot import GANAnimator
     from d2l_dcgan.run import fit
-
     from mxnet.base import MXNetError
 
     apply_budget(args, SMALL, FULL)

@@ -15,6 +15,10 @@ import os
 import sys
 import time
 
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as onp
+
 # the chapter's budget (--full) and the small CPU one (the default)
 FULL = {'num_epochs': 20, 'batch_size': 256, 'n_G': 64, 'n_D': 64, 'num_sprites': 1024}
 SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites': 512}
@@ -23,9 +27,15 @@ SMALL = {'num_epochs': 6, 'batch_size': 64, 'n_G': 16, 'n_D': 16, 'num_sprites':
 COLLAPSED_D, BLOWN_UP_G = 0.1, 5.0
 
 
-from d2l_dcgan.data import DEFAULT_CACHE_DIR  # noqa: E402
-from d2l_dcgan.flags import (HelpFormatter, Parser, device_spec, doc_and_examples,  # noqa: E402
-                             number)
+from d2l_dcgan.data import DEFAULT_CACHE_DIR, array_loader, read_images  # noqa: E402
+from d2l_dcgan.errors import DCGANError  # noqa: E402
+from d2l_dcgan.fileio import write_json  # noqa: E402
+from d2l_dcgan.flags import (HelpFormatter, Parser, apply_budget, chosen_device,  # noqa: E402
+                             data_root, device_spec, doc_and_examples, number, run_command)
+from d2l_dcgan.metrics import sliced_wasserstein  # noqa: E402
+from d2l_dcgan.model import discriminator, generator, sample  # noqa: E402
+from d2l_dcgan.plot import save_figure, to_image_grid  # noqa: E402
+from d2l_dcgan.run import fit  # noqa: E402
 
 
 def parser():
@@ -82,19 +92,12 @@ def parser():
 
 def load_images(args):
     """(root, uint8 images (N, 64, 64, 3)) of the chosen dataset, decoded once."""
-    from d2l_dcgan.flags import data_root
-    from d2l_dcgan.data import read_images
     root = data_root(args)
     return root, read_images(root, size=64,
                              cache_dir=args.cache_dir if args.image_cache else None)[0]
 
 
 def run_variant(name, alpha, args, loader, real_ref, Z, device):
-    from d2l_dcgan import DCGANError
-    from d2l_dcgan.metrics import sliced_wasserstein
-    from d2l_dcgan.model import discriminator, generator, sample
-    from d2l_dcgan.run import fit
-
     net_G, net_D = generator(args.n_G), discriminator(args.n_D, alpha)
     epochs, samples = [], {}
 
@@ -205,8 +208,6 @@ def _fmt(x, width, digits):
 
 
 def plot(results, samples, floor, path):
-    import matplotlib.pyplot as plt
-    from d2l_dcgan.plot import save_figure, to_image_grid
     names = list(results)
     colours = {names[0]: 'tab:blue', names[-1]: 'tab:red'}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.6))
@@ -252,14 +253,7 @@ def plot(results, samples, floor, path):
 
 
 def main(args):
-    import matplotlib
     matplotlib.use('Agg')
-    import numpy as onp
-    from d2l_dcgan.fileio import write_json
-    from d2l_dcgan.flags import apply_budget, chosen_device
-    from d2l_dcgan.data import array_loader
-    from d2l_dcgan.errors import DCGANError
-    from d2l_dcgan.metrics import sliced_wasserstein
 
     apply_budget(args, SMALL, FULL)
     device = chosen_device(args.device)
@@ -303,6 +297,5 @@ def main(args):
 
 
 if __name__ == '__main__':
-    from d2l_dcgan.flags import run_command
     p = parser()
     sys.exit(run_command(main, p.parse_args(), parser=p))

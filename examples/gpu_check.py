@@ -49,7 +49,7 @@ def standalone_gpu_module():
 def parser():
     """The package's parser when it imports, else argparse's: an import that fails is what
     this script is there to explain."""
-    try:
+    try:  # here, not at the top: an import that fails is what this script explains
         from d2l_dcgan.flags import Parser, device_spec, doc_and_examples, number
     except ImportError:
         p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
@@ -80,7 +80,7 @@ def main(argv=None):
     print(f'Python {platform.python_version()} on {platform.platform()}')
 
     # 1. the package, which (d2l_dcgan/__init__.py) preloads the CUDA libraries, then MXNet
-    try:
+    try:  # here, not at the top: an import that fails is what this script explains
         import d2l_dcgan
         from d2l_dcgan import gpu
     except ImportError as e:
@@ -92,6 +92,7 @@ def main(argv=None):
             if report.hint():
                 return verdict('FAIL', f'cannot import MXNet: {report.hint()}')
         return verdict('FAIL', f'cannot import d2l_dcgan: {e}')
+    # only once d2l_dcgan imported, which loads the CUDA libraries before MXNet
     import mxnet as mx
     from mxnet import autograd, gluon, np
     report = d2l_dcgan._CUDA  # what `import d2l_dcgan` loaded, and the defaults it set
@@ -123,7 +124,7 @@ def main(argv=None):
     try:
         ctx, why = gpu.select_device(args.device)
     except d2l_dcgan.DCGANError as e:
-        from d2l_dcgan.flags import error_message
+        from d2l_dcgan.flags import error_message  # here: the top runs without d2l_dcgan
         return verdict('FAIL', error_message(p, e))
     print(f'device: {ctx} ({why})')
     label = str(ctx)

@@ -1,8 +1,13 @@
 """`python -m d2l_dcgan evaluate`: the SWD between a trained generator's images and the data."""
 import sys
 
+import numpy as onp
+
+from ..errors import DCGANError
 from ..flags import (HelpFormatter, IMAGE_SETS, Parser, SEED, add_data_flags, device_spec,
                      examples, read_data, run_command)
+from ..metrics import sliced_wasserstein, swd_resolutions
+from ..model import sample
 from .sampling import add_sampling_flags, device_and_generator
 
 
@@ -30,9 +35,6 @@ def evaluate_parser(prog=None):
 def generator_swd(net_G, latent_dim, images, num, seed, device, batch_stats=False):
     """(per-level SWD, their mean, images compared): `num` images of net_G (fewer if `images`
     has fewer) against as many of the uint8 `images`, drawn with `seed`."""
-    import numpy as onp
-    from ..metrics import sliced_wasserstein
-    from ..model import sample
     rng = onp.random.default_rng(seed)
     real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
     Z = rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32')
@@ -42,8 +44,6 @@ def generator_swd(net_G, latent_dim, images, num, seed, device, batch_stats=Fals
 
 
 def run_evaluate(args):
-    from ..errors import DCGANError
-    from ..metrics import swd_resolutions
     device, net_G, latent_dim = device_and_generator(args)
     root, images, _ = read_data(args)
     if len(images) < 2:

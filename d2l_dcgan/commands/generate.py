@@ -1,9 +1,15 @@
 """`python -m d2l_dcgan generate`: a trained generator's samples, or walks, as one PNG grid."""
 import sys
 
+import matplotlib
+from mxnet import np
+
 from ..errors import DCGANError
 from ..flags import (HelpFormatter, POSITIVE_INT, Parser, SEED, check_output_file, device_spec,
                      examples, number, run_command, seed_everything)
+from ..latent import latent_walks
+from ..model import sample
+from ..plot import save_image_grid
 from .sampling import add_sampling_flags, device_and_generator
 
 
@@ -31,12 +37,7 @@ def generate_parser(prog=None):
 
 
 def run_generate(args):
-    import matplotlib
     matplotlib.use('Agg')
-    from mxnet import np
-    from ..plot import save_image_grid
-    from ..latent import latent_walks
-    from ..model import sample
     if args.interpolate and args.num_samples % args.interpolate:
         raise DCGANError(f'--num-samples {args.num_samples} is not a multiple of --interpolate '
                          f'{args.interpolate} (rows of {args.interpolate} images)')

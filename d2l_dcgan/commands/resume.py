@@ -3,8 +3,10 @@ import argparse
 import hashlib
 import os
 
+from ..data import file_stats, list_images
 from ..errors import DCGANError
 from ..flags import epochs_for
+from ..recipes import Recipe
 from ..runfolder import METRICS, RunFolder
 from .recipe_flags import OPTIONS, RECIPE_FLAGS, flag, train_recipe
 
@@ -27,7 +29,6 @@ ON_RESUME = {
 
 def images_fingerprint(root):
     """(count, digest) of an ImageFolder's image files: their paths under `root` and sizes."""
-    from ..data import file_stats, list_images
     items, _ = list_images(root)
     digest = hashlib.sha256()
     for rel, size, _ in file_stats(root, items):
@@ -54,13 +55,11 @@ def read_run(run_dir):
 def run_recipe(run_dir):
     """The recipe the run in `run_dir` trained with, as it recorded it: a run
     continues with it, whatever --recipe's techniques are today."""
-    from ..recipes import Recipe
     return Recipe.from_json(read_run(run_dir).get('recipe'))  # none recorded: the book's
 
 
 def check_recipe(args, given, saved):
     """A recipe flag given with --resume must give the recipe the run trained with."""
-    from ..recipes import Recipe
     ran, now = Recipe.from_json(saved.get('recipe')), train_recipe(args)
     for key in RECIPE_FLAGS:
         if key in given and getattr(now, key) != getattr(ran, key):

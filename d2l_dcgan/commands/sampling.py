@@ -1,8 +1,12 @@
 """What `generate` and `evaluate` share: the generator's flags and loading it from its file."""
 import os
 
+import mxnet as mx
+from mxnet.base import MXNetError
+
 from ..errors import DCGANError
 from ..flags import chosen_device
+from ..model import generator, generator_sizes
 
 
 def add_sampling_flags(p):
@@ -15,9 +19,6 @@ def add_sampling_flags(p):
 
 def load_generator(path, device):
     """Rebuild the generator a .params file was saved from (sizes read off its weights)."""
-    import mxnet as mx
-    from mxnet.base import MXNetError
-    from ..model import generator, generator_sizes
     if os.path.isdir(path):
         raise DCGANError(f'--params {path} is a folder; give a generator\'s file, such as '
                          f'{os.path.join(path, "net_G.params")}')

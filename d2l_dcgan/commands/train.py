@@ -5,17 +5,26 @@ import random
 import sys
 import time
 
+import matplotlib
+from mxnet import np
+
 from ..errors import DCGANError, one_line
 from ..flags import (CHAPTER_IMAGES, HelpFormatter, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT,
                      POSITIVE_FLOAT, POSITIVE_INT, Parser, SEED, add_data_flags, chosen_device,
                      command_line, device_specs, epochs_for, error_line, examples, image_count,
                      load_data, number, parse_given, run_command, seed_everything)
+from ..gpu import select_device
+from ..metrics import sliced_wasserstein
+from ..model import discriminator, generator
+from ..plot import GANAnimator
+from ..recipes import RECIPES
+from ..run import fit, fixed_noise, stream
 from ..runfolder import METRICS, RunFiles, RunFolder
 from .recipe_flags import add_recipe_flags, recipe_defaults, train_recipe
+from .resume import images_fingerprint, resume_settings, run_recipe
 
 
 def train_parser(prog=None):
-    from ..recipes import RECIPES
     p = Parser(prog=prog, description=(
         'Train the DCGAN of d2l\'s chapter on the Pokemon sprites (or any image folder). '
         'Every epoch writes the loss figure, a sample grid, both nets\' parameters and '
@@ -96,9 +105,6 @@ def train_parser(prog=None):
 
 def swd_metric(images, num, latent_dim, seed, device):
     """epoch_metrics for fit(): SWD between `num` generated and `num` real images."""
-    from mxnet import np
-    from ..metrics import sliced_wasserstein
-    from ..run import stream
     rng = stream(seed, 'swd')
     real = images[rng.choice(len(images), min(num, len(images)), replace=False)]
     Z = np.array(rng.standard_normal((len(real), latent_dim, 1, 1), dtype='float32'), ctx=device)
@@ -121,7 +127,6 @@ def resume_hint(args):
 
 def pick_devices(args):
     """The device of --device, or its several (data parallel), said on one line."""
-    from ..gpu import select_device
     if ',' not in args.device:
         return [chosen_device(args.device)]
     devices = [select_device(spec)[0] for spec in args.device.split(',')]
@@ -171,7 +176,6 @@ def check_data(args, images):
 def load_run_data(args, history, seed):
     """The run's images, batches and the record of what it read; --budget in epochs of them
     (a resumed run's counted already, in the images it recorded)."""
-    from .resume import images_fingerprint
     seed_everything(seed)
     data_dir, images, data_iter, skipped = load_data(args)
     print(f'data: {len(images)} images from {data_dir}')
@@ -187,14 +191,7 @@ def load_run_data(args, history, seed):
 
 
 def run_train(args):
-    import matplotlib
     matplotlib.use('Agg')  # headless: the figures go to files
-    from mxnet import np
-    from ..model import discriminator, generator
-    from ..plot import GANAnimator
-    from ..run import fit, fixed_noise
-    from .resume import run_recipe
-
     devices = pick_devices(args)
     folder = RunFolder(check_out_dir(args.out_dir))
     if not args.resume:
@@ -238,7 +235,6 @@ def run_train(args):
 
 
 def train_main(argv=None, prog=None):
-    from .resume import resume_settings
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = train_parser(prog)
     args, given = parse_given(parser, argv)
