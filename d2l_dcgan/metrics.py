@@ -30,7 +30,11 @@ Where this differs from the reference, and why:
   centred, not divided by ~0, so the distance stays finite instead of becoming NaN.
 - Odd image sizes work: the coarser level has ceil(size / 2) pixels and is upsampled back onto
   the finer level's exact grid (cv2.pyrUp with `dstsize`); the reference requires even sizes.
+- Every projection (a BLAS matrix product) is checked by Freivalds' algorithm, in float64 without
+  BLAS, and recomputed without BLAS if wrong: some BLAS kernels are (see `_project`), and a
+  wrong product gives a wrong or NaN distance.
 """
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -149,11 +153,49 @@ def _flip_negatives(keys):
     keys ^= mask
 
 
-def _sorted_projections(desc, dirs):
+def _freivalds(desc):
+    """What checking products with `desc` needs: a random vector r, desc.T @ r, and the tolerance.
+
+    Float32 rounding moves a projection on a unit direction by at most K eps |desc_k| (K numbers
+    summed), so proj @ r moves by at most K eps sum_k |r_k| |desc_k|; a wrong entry moves it
+    by about |r_k| times its error. In float64, and without BLAS (einsum), which is what is
+    checked."""
+    r = np.random.default_rng(len(desc)).standard_normal(len(desc))
+    norms = np.sqrt(np.einsum('kj,kj->k', desc, desc, dtype=np.float64))
+    tol = desc.shape[1] * np.finfo(np.float32).eps * np.einsum('k,k->', np.abs(r), norms)
+    return r, np.einsum('kj,k->j', desc, r), 2 * tol
+
+
+def _project(dirs, desc, check):
+    """dirs @ desc.T in float32, checked by Freivalds' algorithm; redone without BLAS if wrong.
+
+    numpy's BLAS picks its kernels by the CPU, and one can be wrong: OpenBLAS 0.3.34's armv9sme
+    kernels (numpy 2.5's, on qemu 7.2's default ARM64 CPU) give wrong products, NaN among them,
+    when an operand is transposed, as desc.T is here."""
+    proj = np.matmul(dirs, desc.T)
+    if _product_ok(proj, dirs, check):
+        return proj
+    warnings.warn("numpy's BLAS computed a wrong matrix product; the SWD projects without it "
+                  '(einsum, slower). OPENBLAS_CORETYPE=ARMV8 (on ARM64) picks other kernels',
+                  RuntimeWarning, stacklevel=2)
+    proj = np.einsum('ij,kj->ik', dirs, desc)
+    if not _product_ok(proj, dirs, check):
+        raise DCGANError('the SWD\'s projections are wrong even without BLAS; not reporting one')
+    return proj
+
+
+def _product_ok(proj, dirs, check):
+    """Whether proj @ r is dirs @ (desc.T @ r) within float32 rounding (False for NaN)."""
+    r, desc_r, tol = check
+    got, want = np.einsum('ik,k->i', proj, r), np.einsum('ij,j->i', dirs, desc_r)
+    return bool(np.all(np.abs(got - want) <= tol))
+
+
+def _sorted_projections(desc, dirs, check):
     """Each direction's projections of all descriptors, sorted: float32 (directions, descriptors).
 
     Rows are contiguous, so each sort runs along memory."""
-    proj = np.matmul(dirs, desc.T)
+    proj = _project(dirs, desc, check)
     keys = proj.view(np.int32)
     _flip_negatives(keys)
     keys.sort(axis=1)
@@ -164,12 +206,13 @@ def _sorted_projections(desc, dirs):
 def _swd(desc_a, desc_b, rng, dir_repeats, dirs_per_repeat, pool):
     """Mean over random unit directions of the 1-d Wasserstein-1 distance of the projections."""
     total = 0.0
+    checks = _freivalds(desc_a), _freivalds(desc_b)
     for _ in range(dir_repeats):
         dirs = rng.standard_normal((dirs_per_repeat, desc_a.shape[1]))
         dirs /= np.sqrt(np.sum(np.square(dirs), axis=1, keepdims=True))
         dirs = dirs.astype(np.float32)  # the reference projects in float32 too
         # numpy's sort releases the GIL, so the two sets' sorts run on two cores
-        proj_a, proj_b = pool.map(_sorted_projections, (desc_a, desc_b), (dirs, dirs))
+        proj_a, proj_b = pool.map(_sorted_projections, (desc_a, desc_b), (dirs, dirs), checks)
         # |x - y| == |y - x| bit for bit, so the result is symmetric in a and b exactly
         diff = np.subtract(proj_a, proj_b, out=proj_a)
         total += float(np.mean(np.abs(diff, out=diff), dtype=np.float64))

@@ -10,6 +10,8 @@ Observed (SWD x 1e3 at 64, 32, 16 | mean), here and with all 512 directions:
 identical 0, 0, 0 | 0 (both); halves 21.6, 26.6, 71.2 | 39.8 (22.0, 26.7, 65.5 | 38.1);
 shifted 10.2, 11.4, 27.8 | 16.5 (10.2, 11.5, 28.1 | 16.6); blurred 53.2, 12.9, 3.66 | 23.3
 (52.7, 12.7, 3.69 | 23.0); noise 354, 178, 133 | 222 (353, 175, 133 | 220)."""
+import warnings
+
 import numpy as onp
 import pytest
 
@@ -228,3 +230,37 @@ def test_bad_inputs_raise(a, b, kwargs, match):
     if 'b has' not in match:  # the same check on the other argument
         with pytest.raises(DCGANError, match=match.replace('a has', 'b has')):
             sliced_wasserstein(b, a, **kwargs)
+
+
+def _faulty(real, fault):
+    """`real` (np.matmul or np.einsum) giving products as a faulty BLAS kernel does: NaN entries
+    (read from an output it never wrote), or finite wrong ones. numpy 2.5's OpenBLAS did both on
+    qemu's default ARM64 CPU (its armv9sme kernels), and the SWD came out NaN."""
+    def product(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if out.ndim == 2:
+            out[:, 1::3] = onp.nan if fault == 'nan' else 3 * out[:, 1::3]
+        return out
+    return product
+
+
+@pytest.mark.parametrize('fault', ['nan', 'wrong'])
+def test_a_wrong_blas_product_is_caught_and_redone_without_blas(halves, monkeypatch, fault):
+    a, b = halves
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # the real BLAS's products pass the check
+        expected = sliced_wasserstein(a, b, **FAST)
+    monkeypatch.setattr(onp, 'matmul', _faulty(onp.matmul, fault))
+    with pytest.warns(RuntimeWarning, match="numpy's BLAS computed a wrong matrix product"):
+        per_level, mean = sliced_wasserstein(a, b, **FAST)
+    # einsum sums in another order than BLAS: float32 rounding apart, the same distance
+    onp.testing.assert_allclose(per_level, expected[0], rtol=1e-4)
+    assert onp.isfinite(mean)
+
+
+def test_a_wrong_product_without_blas_too_is_refused(halves, monkeypatch):
+    a, b = halves
+    monkeypatch.setattr(onp, 'matmul', _faulty(onp.matmul, 'wrong'))
+    monkeypatch.setattr(onp, 'einsum', _faulty(onp.einsum, 'nan'))
+    with pytest.warns(RuntimeWarning), pytest.raises(DCGANError, match='even without BLAS'):
+        sliced_wasserstein(a, b, **FAST)
