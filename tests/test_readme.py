@@ -206,7 +206,10 @@ def check(kind, cmd, tmp, env):
         return
     if cmd.startswith('source '):
         assert cmd == 'source .venv/bin/activate'  # make's venv, which has bin/activate:
-        assert '-m venv .venv' in make_dry_run(['make', 'install'], '.venv')
+        # make's own venv is .venv (the default VENV); a fresh one, as in a new clone
+        assert f'-m venv {tmp}/new' in make_dry_run(['make', 'install'], tmp / 'new')
+        with open(os.path.join(REPO_ROOT, 'Makefile')) as f:
+            assert re.search(r'^VENV \?= \.venv$', f.read(), re.M)
         if sys.prefix != sys.base_prefix:  # as the tests' own venv has
             assert os.path.exists(os.path.join(sys.prefix, 'bin', 'activate'))
         return
