@@ -21,6 +21,7 @@ from d2l_dcgan.commands.train import train_parser
 from d2l_dcgan.flags import run_command
 from d2l_dcgan.data import POKEMON_SHA1
 from mxnet import context
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [sys.executable, 'examples/train_pokemon.py']
@@ -36,7 +37,7 @@ NUM_GPUS = context.num_gpus()
 
 def run(cmd):
     return subprocess.run([str(c) for c in cmd], cwd=REPO_ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=limit(300))
 
 
 def run_all(cmds):
@@ -373,7 +374,7 @@ def test_the_default_data_cache_is_the_machines_and_is_printed(tmp_path):
                                 '--num-sprites', '16', '--num-epochs', '1', '--swd-samples', '0',
                                 '--seed', '0'],
                        cwd=REPO_ROOT, env={**ENV, 'D2L_DCGAN_CACHE': str(cache)},
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=limit(300))
     assert r.returncode == 0, r.stderr
     assert f'data cache: {cache}\n' in r.stdout
     assert (cache / 'sprites-16').is_dir() and (cache / 'decoded').is_dir()

@@ -17,6 +17,7 @@ from PIL import Image
 from d2l_dcgan import cli
 from d2l_dcgan.plot import GANAnimator
 from test_cli import ENV, REPO_ROOT, assert_one_line_error
+from timeouts import limit
 
 TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--no-progress', '--device', 'cpu',
         '--swd-samples', '16', '--seed', '0']
@@ -57,7 +58,7 @@ def small(tmp_path_factory):
     r = subprocess.run([*MODULE, 'train', '--data-dir', 'small', '--out-dir', 'run',
                         '--num-epochs', '2', '--keep-checkpoints', '10', '--checkpoint-every', '1',
                         '--on-divergence', 'rollback', *TINY], cwd=a, env=ENV,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=limit(300))
     assert r.returncode == 0, r.stderr
     return a
 
@@ -318,11 +319,11 @@ def _interrupt(cmd, out, wait_for, cwd=REPO_ROOT):
     """Run cmd, send SIGINT once `wait_for(out)` holds; (exit status, stderr)."""
     proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
+    deadline = time.time() + limit(240)
     while not wait_for(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=limit(120))
     return proc.returncode, stderr
 
 
@@ -400,11 +401,11 @@ def test_ctrl_c_while_importing_is_one_line():
             return False
     proc = subprocess.Popen([*MODULE, 'train', '--help'], cwd=REPO_ROOT, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
+    deadline = time.time() + limit(60)
     while not mxnet_loading(proc.pid) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=limit(60))
     if proc.returncode == 0:
         pytest.skip('the import finished before the signal came')
     assert proc.returncode == 130 and err.strip() == 'interrupted', err

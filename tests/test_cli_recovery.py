@@ -15,6 +15,7 @@ from d2l_dcgan import checkpoint as ckpt
 from d2l_dcgan.runfolder import RunFolder, RunLock
 from d2l_dcgan.fileio import atomic_write, is_temporary
 from test_cli import ENV, REPO_ROOT, TRAIN, run, run_all
+from timeouts import limit
 
 TINY = ['--n-G', '8', '--n-D', '8', '--batch-size', '16', '--no-progress', '--device', 'cpu',
         '--swd-samples', '16']
@@ -83,7 +84,7 @@ def _start(cmd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for_first_epoch(proc, out, timeout=240):
+def _wait_for_first_epoch(proc, out, timeout=limit(240)):
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -103,7 +104,7 @@ def test_a_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
     proc = _start(sprites_cmd(tmp_path, 'run', '--num-epochs', '1000'))
     _wait_for_first_epoch(proc, out)
     proc.send_signal(signum)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=limit(120))
     assert proc.returncode == 128 + signum, stderr
     assert 'Traceback' not in stderr
     assert f'resume with: python examples/train_pokemon.py --resume {out}' in stderr

@@ -12,6 +12,7 @@ from mxnet import gluon, np, npx
 
 import d2l_dcgan
 from d2l_dcgan import compat
+from timeouts import limit
 
 PINNED = sys.version_info < (3, 12) and numpy.lib.NumpyVersion(numpy.__version__) < '1.24.0'
 
@@ -79,7 +80,8 @@ def test_importing_mxnet_first_warns_where_it_matters():
             'try:\n    import mxnet\nexcept Exception as e:\n'
             '    print("mxnet failed:", type(e).__name__)\n'
             'import d2l_dcgan\nfrom mxnet import np\nprint("sum", int(np.arange(4).sum()))\n')
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                       timeout=limit(120),
                        env={'PATH': '/usr/bin:/bin', 'MXNET_OMP_MAX_THREADS': '1'})
     assert r.returncode == 0, r.stderr
     assert 'sum 6' in r.stdout

@@ -9,6 +9,7 @@ import pytest
 
 from d2l_dcgan import crosscheck
 from d2l_dcgan.train import train_step
+from timeouts import limit
 
 pytestmark = pytest.mark.numerics  # see pytest.ini
 
@@ -27,7 +28,7 @@ def test_the_command_agrees_on_the_sprites(sprites_root, tmp_path):
         [REPO_ROOT] + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))}
     r = subprocess.run([sys.executable, '-m', 'd2l_dcgan', 'crosscheck', '--dataset', 'sprites',
                         '--num-sprites', '32', '--cache-dir', str(tmp_path), *TINY],
-                       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+                       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=limit(300))
     assert r.returncode == 0, r.stdout + r.stderr
     table = rows(r.stdout)
     assert [row[0] for row in table] == [1, 2, 3, 4, 5]  # --steps defaults to 5

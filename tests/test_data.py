@@ -21,6 +21,7 @@ from d2l_dcgan import (DCGANError, download, download_extract, load_image_folder
                        make_sprites, read_images)
 from d2l_dcgan import sprites as sprites_module
 from mxnet import gluon
+from timeouts import limit
 
 
 def pixels(path):
@@ -465,7 +466,7 @@ def test_make_sprites_in_several_processes_at_once(tmp_path):
         procs.append(subprocess.Popen([sys.executable, '-c', code, str(root)],
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         time.sleep(0.4)
-    sums = [p.communicate(timeout=300)[0].strip() for p in procs]
+    sums = [p.communicate(timeout=limit(300))[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len(set(sums)) == 1 and sums[0].startswith('400 '), sums
     assert len(list(root.glob('*/*.png'))) == 400
@@ -550,7 +551,7 @@ def start_run(slow_pokemon):
         run.communicate()
 
 
-def wait_for(run, what, timeout=60):
+def wait_for(run, what, timeout=limit(60)):
     """Poll `what()` until it is true while `run` lives; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not what():
@@ -571,14 +572,14 @@ def test_four_runs_sharing_one_cache_all_load_the_images(tmp_path, slow_pokemon,
     cache, ready = tmp_path / 'cache', tmp_path / 'ready'
     ready.mkdir()
     code = ('open(os.path.join(sys.argv[4], str(os.getpid())), "w").close()\n'
-            'deadline = time.time() + 60\n'
+            f'deadline = time.time() + {limit(60)}\n'
             'while len(os.listdir(sys.argv[4])) < 4 and time.time() < deadline:\n'
             '    time.sleep(0.01)\n'
             'X = [X for X, _ in d2l_dcgan.load_pokemon(batch_size=4, cache_dir=cache,'
             ' shuffle=False)]\n'
             'print("LOADED", sum(len(x) for x in X), float(sum(x.sum() for x in X)))\n')
     runs = [start_run(cache, code, str(ready)) for _ in range(4)]
-    outs = [r.communicate(timeout=120) for r in runs]
+    outs = [r.communicate(timeout=limit(120)) for r in runs]
     assert [r.returncode for r in runs] == [0] * 4, [err[-2000:] for _, err in outs]
     loaded = [next(l for l in out.splitlines() if l.startswith('LOADED')) for out, _ in outs]
     assert len(set(loaded)) == 1 and loaded[0].startswith('LOADED 6 '), loaded
@@ -601,7 +602,7 @@ def test_a_download_killed_mid_way_is_cleaned_up_by_the_next_run(tmp_path, slow_
     part = cache / f'pokemon.zip.part-{run.pid}'
     wait_for(run, lambda: part.exists() and part.stat().st_size > 0)
     run.kill()
-    run.communicate(timeout=60)
+    run.communicate(timeout=limit(60))
     assert 0 < part.stat().st_size < 3 << 20
     slow_pokemon.seconds = 0
     assert listing(download_extract('pokemon', str(cache))) == SLOW_LISTING
@@ -622,7 +623,7 @@ def test_an_extraction_killed_mid_way_is_redone_by_the_next_run(tmp_path, slow_p
     tmp = cache / f'pokemon.tmp-{run.pid}'
     wait_for(run, lambda: tmp.is_dir() and listing(tmp))
     run.kill()
-    run.communicate(timeout=60)
+    run.communicate(timeout=limit(60))
     assert 0 < len(listing(tmp)) < len(SLOW_ENTRIES)
     assert not (cache / 'pokemon.extracted').exists()
     assert listing(download_extract('pokemon', str(cache))) == SLOW_LISTING
@@ -676,7 +677,7 @@ def train_on_pokemon(cache, out):
                    '--dataset', 'pokemon', '--cache-dir', str(cache), '--out-dir', str(out),
                    '--num-epochs', '1', '--n-G', '8', '--n-D', '8', '--batch-size', '4',
                    '--swd-samples', '0', '--device', 'cpu', '--no-progress'],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=limit(300))
 
 
 @pytest.mark.parametrize('decoded', [True, False], ids=['decoded', 'not-decoded'])

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r'<!-- generated: (.+?) -->\n(.*?)<!-- end generated -->', re.S)
@@ -25,7 +26,7 @@ def printed(command):
     argv = shlex.split(command)
     assert argv[0] == 'python' and argv[1].startswith('benchmarks/') and '--table' in argv
     r = subprocess.run([sys.executable, *argv[1:]], cwd=REPO_ROOT, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=limit(120))
     assert r.returncode == 0, r.stderr
     return r.stdout
 

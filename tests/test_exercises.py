@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from test_fashion import write_fake_fashion_mnist
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, 'PYTHONPATH': os.pathsep.join(
@@ -26,7 +27,7 @@ TINY = ['--n-G', '8', '--n-D', '8', '--device', 'cpu', '--seed', '3']
 
 def run(cmd):
     return subprocess.run([str(c) for c in cmd], cwd=REPO_ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=limit(300))
 
 
 def finite(x):

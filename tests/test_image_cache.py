@@ -15,6 +15,7 @@ from d2l_dcgan import data as data_module
 from d2l_dcgan import decode
 from d2l_dcgan.data import read_images
 from test_cli import ENV, REPO_ROOT
+from timeouts import limit
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ def test_four_processes_at_once_decode_a_folder_once(folder, tmp_path):
     runs = [subprocess.Popen([sys.executable, '-c', FOUR, folder, cache], cwd=REPO_ROOT,
                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(4)]
-    outs = [r.communicate(timeout=240) for r in runs]
+    outs = [r.communicate(timeout=limit(240)) for r in runs]
     assert [r.returncode for r in runs] == [0] * 4, [e[-2000:] for _, e in outs]
     assert sum(out.count('DECODING') for out, _ in outs) == 1
     pixels = {next(l for l in out.splitlines() if l.startswith('PIXELS')) for out, _ in outs}

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKE = shutil.which('make')
@@ -34,7 +35,7 @@ def run_make(tmp_path, pythons, *make_args):
         (bin_dir / name).chmod(0o755)
     r = subprocess.run([MAKE, '-C', REPO_ROOT, 'test', f'VENV={venv}', *make_args],
                        env={'PATH': str(bin_dir), 'HOME': str(tmp_path)},
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=limit(60))
     calls = log.read_text().splitlines() if log.exists() else []
     return r, [c.replace(str(bin_dir) + '/', '') for c in calls], venv
 
@@ -122,7 +123,7 @@ def dry_run(tmp_path, target, *make_args, installed=None, stale=False):
         if stale:
             os.utime(marker, (0, 0))
     r = subprocess.run([MAKE, '-n', '-C', REPO_ROOT, target, f'VENV={venv}', *make_args],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=limit(60))
     assert r.returncode == 0, r.stderr
     return r.stdout
 

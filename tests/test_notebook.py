@@ -6,6 +6,7 @@ import time
 
 import nbformat
 import pytest
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO_ROOT, 'examples', 'dcgan.ipynb')
@@ -62,7 +63,7 @@ def executed(tmp_path_factory):
         for k, v in env.items():
             mp.setenv(k, v)  # the kernel inherits this process's environment
         start = time.perf_counter()
-        client = counting_client(nb, timeout=120, kernel_name='python3',
+        client = counting_client(nb, timeout=limit(120), kernel_name='python3',
                                  resources={'metadata': {'path': str(cwd)}})
         client.execute()
         seconds = time.perf_counter() - start

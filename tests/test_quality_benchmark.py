@@ -16,6 +16,7 @@ from test_recipes import ENV, REPO_ROOT
 
 sys.path.insert(0, os.path.join(REPO_ROOT, 'benchmarks'))
 import quality  # noqa: E402  (benchmarks/ is not a package)
+from timeouts import limit
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +34,7 @@ def sweep_cmd(sprites, tmp, recipes='book'):
 
 def sweep(cmd):
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=limit(600))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -80,7 +81,7 @@ def test_a_killed_sweep_continues_to_the_numbers_of_one_not_killed(sprites, tmp_
     proc = subprocess.Popen(sweep_cmd(sprites, killed), cwd=REPO_ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + limit(300)
     while not (killed / 'quality.json').exists():  # the first budget is measured
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)

@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from timeouts import limit
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO_ROOT, 'README.md')
@@ -24,7 +25,7 @@ CONTAINER = {'docker build -t d2l-dcgan .', f'{RUN} d2l-dcgan',
 # small sizes for the training commands; a flag given is replaced, these are added
 SMALL = {'--n-G': '8', '--n-D': '8', '--batch-size': '16', '--swd-samples': '16',
          '--device': 'cpu'}
-TIMEOUT = 300
+TIMEOUT = limit(300)
 RUN_NUMBER = itertools.count()  # each run without --out-dir a folder of its own
 
 
@@ -125,7 +126,7 @@ def make_dry_run(argv, venv):
     make_args = [a for a in argv if a != 'make' and a not in env_vars]
     r = subprocess.run(['make', '-n', '-C', REPO_ROOT, *make_args, f'VENV={venv}', 'PYTHON=python3'],
                        env={**os.environ, **dict(a.split('=', 1) for a in env_vars)},
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=limit(60))
     assert r.returncode == 0, r.stderr
     return r.stdout
 

@@ -26,6 +26,7 @@ from d2l_dcgan.recipes import (AUGMENTS, RECIPES, DiffAugment, GeneratorEMA, Rec
 from d2l_dcgan.run import Run, fit
 from d2l_dcgan.train import _step_D, _step_G, make_trainers
 from twins import twins
+from timeouts import limit
 
 pytestmark = pytest.mark.numerics  # see pytest.ini
 
@@ -506,7 +507,7 @@ def test_improved_trains_with_its_own_batch_size_unless_one_is_given():
 
 def _cli(*args):
     return subprocess.run([sys.executable, '-m', 'd2l_dcgan', *map(str, args)], cwd=REPO_ROOT,
-                          env=ENV, capture_output=True, text=True, timeout=300)
+                          env=ENV, capture_output=True, text=True, timeout=limit(300))
 
 
 def test_cli_improved_writes_the_average_and_generate_reads_it(tmp_path):

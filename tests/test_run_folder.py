@@ -11,6 +11,7 @@ import pytest
 
 from d2l_dcgan.fileio import is_temporary
 from test_cli import ENV, REPO_ROOT, run_all
+from timeouts import limit
 
 FLAGS = ['--dataset', 'sprites', '--num-sprites', '32', '--num-epochs', '2', '--n-G', '8',
          '--n-D', '8', '--batch-size', '16', '--no-progress', '--device', 'cpu',
@@ -88,7 +89,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_folder(uninterrupted, tmp_pa
     (tmp_path / 'cache').symlink_to(tmp / 'cache')  # the same sprites, drawn once
     out = tmp_path / 'run'
     killed = subprocess.run([str(c) for c in command(tmp_path, 'run', kill_at)], cwd=REPO_ROOT,
-                            env=ENV, capture_output=True, text=True, timeout=300)
+                            env=ENV, capture_output=True, text=True, timeout=limit(300))
     assert killed.returncode == -9, killed.stderr
     # before rename 2 (the run reading its data): a folder with its settings, .lock and an
     # empty samples/, and no checkpoint; before rename 1, no settings to resume with
@@ -98,7 +99,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_folder(uninterrupted, tmp_pa
     again = command(tmp_path, 'run') if kill_at == 1 else [
         sys.executable, '-m', 'd2l_dcgan', 'train', '--resume', out, '--no-progress']
     r = subprocess.run([str(c) for c in again], cwd=REPO_ROOT, env=ENV, capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=limit(300))
     assert r.returncode == 0, r.stderr
     if kill_at == 2:
         assert f'no checkpoint in {out / "checkpoints"}: starting from the beginning' in r.stdout

@@ -19,6 +19,7 @@ from d2l_dcgan.flags import seed_everything
 from d2l_dcgan.train import shares_forward, train_step
 from d2l_dcgan.data import to_tensor
 from twins import twins
+from timeouts import limit
 
 pytestmark = pytest.mark.numerics  # see pytest.ini
 
@@ -283,7 +284,7 @@ def test_two_devices_compute_what_two_shards_on_one_device_do():
     here = os.path.dirname(os.path.abspath(__file__))
     child = subprocess.run(
         [sys.executable, '-c', 'import test_train; test_train.compare_one_and_two_devices()'],
-        cwd=here, env=env, capture_output=True, text=True, timeout=300)
+        cwd=here, env=env, capture_output=True, text=True, timeout=limit(300))
     assert child.returncode == 0, child.stderr[-3000:]
 
 
