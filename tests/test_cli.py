@@ -76,7 +76,7 @@ def metrics(out):
 def test_train_on_sprites_end_to_end(trained):
     r, out = trained['seed 0']
     assert r.returncode == 0, r.stderr
-    assert r.stderr == ''
+    assert r.stderr == '', r.stderr
     for f in ('dcgan.png', 'samples/epoch_001.png', 'samples/epoch_002.png', 'net_G.params',
               'net_D.params', 'metrics.json'):
         assert (out / f).is_file(), f
@@ -115,7 +115,7 @@ def test_generate_from_trained_params(trained, tmp_path):
     for name, path in grids.items():
         r = results[name]
         assert r.returncode == 0, r.stderr
-        assert r.stderr == ''
+        assert r.stderr == '', r.stderr
         assert f'wrote 16 images to {path}' in r.stdout
         with Image.open(path) as img:
             assert img.format == 'PNG'
@@ -227,7 +227,7 @@ def quick_runs(bad):
 
 def test_train_help_lists_the_chapters_defaults(quick_runs):
     r = quick_runs['train --help']
-    assert r.returncode == 0 and r.stderr == ''
+    assert r.returncode == 0 and r.stderr == '', r.stderr
     text = ' '.join(r.stdout.split())
     for option, default in (('--batch-size', '256'), ('--lr', '0.005'), ('--num-epochs', '20'),
                             ('--latent-dim', '100'),
