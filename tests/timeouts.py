@@ -1,7 +1,7 @@
 """How long the tests wait for a process before calling it hung, scaled where all runs slower."""
 import os
 
-# e.g. 20 under qemu-user, where Python and MXNet run 20-50x slower (docs/platforms.md)
+# e.g. 20 under qemu-user, where a Python start with MXNet takes minutes (docs/platforms.md)
 SCALE = float(os.environ.get('D2L_DCGAN_TEST_TIME_SCALE', '1'))
 
 
