@@ -24,7 +24,14 @@ def usage(prog):
     return '\n'.join(lines + ['', f'{prog} COMMAND --help shows the flags of COMMAND'])
 
 
+def line_buffered_stdout():
+    """Each line to a pipe or log file (`docker logs`) when printed, in order with stderr's."""
+    if hasattr(sys.stdout, 'reconfigure'):  # Python block-buffers a piped stdout
+        sys.stdout.reconfigure(line_buffering=True)
+
+
 def main(argv=None):
+    line_buffered_stdout()
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = 'd2l-dcgan' if sys.argv[0].endswith('d2l-dcgan') else 'python -m d2l_dcgan'
     if argv and argv[0] in ('-h', '--help'):

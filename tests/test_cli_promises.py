@@ -315,6 +315,23 @@ def test_a_one_image_folder_is_refused_before_training(tmp_path, capfd):
     assert not (tmp_path / 'out').exists()  # nothing left behind
 
 
+@pytest.mark.parametrize('cmd, prog', [
+    ([sys.executable, 'examples/train_pokemon.py'], 'train_pokemon.py'),
+    (MODULE + ['train'], 'python -m d2l_dcgan train')])
+def test_a_log_gets_each_line_when_it_is_printed(tmp_path, cmd, prog):
+    """Piped (a log file, `docker logs`), stdout's lines come as they are printed, so before an
+    error that follows them on stderr: not all at the exit, as Python buffers a pipe."""
+    (tmp_path / 'one' / 'a').mkdir(parents=True)
+    Image.new('RGB', (64, 64)).save(tmp_path / 'one' / 'a' / 'x.png')
+    env = {k: v for k, v in ENV.items() if k != 'PYTHONUNBUFFERED'}  # Python's default
+    log = subprocess.run(
+        cmd + ['--data-dir', str(tmp_path / 'one'), '--out-dir', str(tmp_path / 'out'), *TINY[:-4]],
+        cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=limit(120)).stdout
+    assert [line.split(':')[0] for line in log.splitlines()] == [
+        'device', 'recipe', 'data', prog], log
+
+
 def _interrupt(cmd, out, wait_for, cwd=REPO_ROOT):
     """Run cmd, send SIGINT once `wait_for(out)` holds; (exit status, stderr)."""
     proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=ENV, text=True,
