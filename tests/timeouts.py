@@ -7,5 +7,5 @@ SCALE = float(os.environ.get('D2L_DCGAN_TEST_TIME_SCALE', '1'))
 
 
 def limit(seconds):
-    """`seconds` of waiting on this machine, scaled by $D2L_DCGAN_TEST_TIME_SCALE, in whole seconds."""
+    """`seconds` of waiting here, scaled by $D2L_DCGAN_TEST_TIME_SCALE, in whole seconds."""
     return math.ceil(seconds * SCALE)  # an int: older nbclient's `timeout` trait refuses a float
