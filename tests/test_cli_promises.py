@@ -306,10 +306,16 @@ def test_numbers_a_command_cannot_use_are_refused(capfd, main, argv, expected):
     assert_one_line_error(*call(capfd, main, *argv), expected)
 
 
-def test_a_one_image_folder_is_refused_before_training(tmp_path, capfd):
+@pytest.fixture
+def one_image(tmp_path):
+    """An image folder that holds one 64x64 image."""
     (tmp_path / 'one' / 'a').mkdir(parents=True)
     Image.new('RGB', (64, 64)).save(tmp_path / 'one' / 'a' / 'x.png')
-    code, out, err = call(capfd, cli.train_main, '--data-dir', tmp_path / 'one',
+    return tmp_path / 'one'
+
+
+def test_a_one_image_folder_is_refused_before_training(one_image, tmp_path, capfd):
+    code, out, err = call(capfd, cli.train_main, '--data-dir', one_image,
                           '--out-dir', tmp_path / 'out', *TINY[:-4])
     assert_one_line_error(code, out, err, '--swd-samples 128: the data has 1 image')
     assert not (tmp_path / 'out').exists()  # nothing left behind
@@ -318,14 +324,12 @@ def test_a_one_image_folder_is_refused_before_training(tmp_path, capfd):
 @pytest.mark.parametrize('cmd, prog', [
     ([sys.executable, 'examples/train_pokemon.py'], 'train_pokemon.py'),
     (MODULE + ['train'], 'python -m d2l_dcgan train')])
-def test_a_log_gets_each_line_when_it_is_printed(tmp_path, cmd, prog):
+def test_a_log_gets_each_line_when_it_is_printed(one_image, tmp_path, cmd, prog):
     """Piped (a log file, `docker logs`), stdout's lines come as they are printed, so before an
     error that follows them on stderr: not all at the exit, as Python buffers a pipe."""
-    (tmp_path / 'one' / 'a').mkdir(parents=True)
-    Image.new('RGB', (64, 64)).save(tmp_path / 'one' / 'a' / 'x.png')
     env = {k: v for k, v in ENV.items() if k != 'PYTHONUNBUFFERED'}  # Python's default
     log = subprocess.run(
-        cmd + ['--data-dir', str(tmp_path / 'one'), '--out-dir', str(tmp_path / 'out'), *TINY[:-4]],
+        cmd + ['--data-dir', str(one_image), '--out-dir', str(tmp_path / 'out'), *TINY[:-4]],
         cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         timeout=limit(120)).stdout
     assert [line.split(':')[0] for line in log.splitlines()] == [
